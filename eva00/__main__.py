@@ -1,0 +1,3 @@
+from eva00.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The Redis Streams seam: groups, reading (own pending first), reclaiming, forwarding, trimming.
+
+Delivery guarantee: at least once. An entry stays in its group's pending list until the stage has
+committed its effect to PostgreSQL; then one MULTI adds the downstream entries and acknowledges
+it, so downstream entries exist if and only if the upstream one is acknowledged. Redis may lose
+everything; a missing stream or group is recreated (reading from the start) and the next poll
+heals what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from eva00 import keys
+from eva00.messages import Fields, Message
+
+log = logging.getLogger(__name__)
+
+Outgoing = tuple[str, Message]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    stream: str
+    group: str
+    entry_id: str
+    fields: Fields
+    times_delivered: int
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _is_nogroup(exc: redis.ResponseError) -> bool:
+    return str(exc).startswith("NOGROUP")
+
+
+class Bus:
+    """One consumer's view of the streams. Not thread-safe: one Bus per loop."""
+
+    def __init__(self, client: redis.Redis, consumer: str, *, maxlen: int = 100_000) -> None:
+        self.redis = client
+        self.consumer = consumer
+        self.maxlen = maxlen
+        # Streams whose own pending entries (from before a restart) are drained.
+        self._own_pending_done: set[tuple[str, str]] = set()
+
+    # --- groups ---
+
+    def ensure_group(self, stream: str, group: str) -> None:
+        """Create the group (and stream) if missing, reading from the start so nothing is skipped."""
+        try:
+            self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # --- reading ---
+
+    def read(self, stream: str, group: str, *, count: int, block_ms: int | None) -> list[Delivery]:
+        """This consumer's own pending entries first (left by a crash), then new ones."""
+        key = (stream, group)
+        try:
+            if key not in self._own_pending_done:
+                own = self._read(stream, group, "0", count, None)
+                if own:
+                    return self._with_counts(stream, group, own)
+                self._own_pending_done.add(key)
+            fresh = self._read(stream, group, ">", count, block_ms)
+            return [Delivery(stream, group, entry_id, fields, 1) for entry_id, fields in fresh]
+        except redis.ResponseError as exc:
+            if not _is_nogroup(exc):
+                raise
+            log.warning("group %s on %s is gone (Redis lost its data?); recreating", group, stream)
+            self.ensure_group(stream, group)
+            self._own_pending_done.discard(key)
+            return []
+
+    def _read(self, stream: str, group: str, start: str, count: int,
+              block_ms: int | None) -> list[tuple[str, Fields]]:
+        answer: Any = self.redis.xreadgroup(group, self.consumer, {stream: start}, count=count,
+                                            block=block_ms)
+        entries: list[tuple[str, Fields]] = []
+        for _name, items in answer or []:
+            for entry_id, fields in items:
+                # A pending entry whose data was trimmed or deleted comes back with no fields.
+                entries.append((_text(entry_id), fields or {}))
+        return entries
+
+    def reclaim(self, stream: str, group: str, *, min_idle_ms: int, count: int) -> list[Delivery]:
+        """Take over entries idle longer than min_idle_ms (a dead peer's, or our own retries)."""
+        try:
+            answer: Any = self.redis.xautoclaim(stream, group, self.consumer, min_idle_ms,
+                                           start_id="0-0", count=count)
+        except redis.ResponseError as exc:
+            if not _is_nogroup(exc):
+                raise
+            self.ensure_group(stream, group)
+            return []
+        claimed = [(_text(entry_id), fields or {}) for entry_id, fields in answer[1] if entry_id]
+        return self._with_counts(stream, group, claimed)
+
+    def _with_counts(self, stream: str, group: str,
+                     entries: Sequence[tuple[str, Fields]]) -> list[Delivery]:
+        if not entries:
+            return []
+        counts = {}
+        pending: Any = self.redis.xpending_range(stream, group, min=entries[0][0],
+                                              max=entries[-1][0], count=len(entries) * 4 + 10,
+                                              consumername=self.consumer)
+        for item in pending:
+            counts[_text(item["message_id"])] = int(item["times_delivered"])
+        return [Delivery(stream, group, entry_id, fields, counts.get(entry_id, 1))
+                for entry_id, fields in entries]
+
+    # --- finishing ---
+
+    def forward(self, delivery: Delivery | None, outgoing: Iterable[Outgoing]) -> None:
+        """XADD every downstream entry and XACK the upstream one, atomically."""
+        pipe = self.redis.pipeline(transaction=True)
+        for stream, item in outgoing:
+            pipe.xadd(stream, item.to_fields())  # type: ignore[arg-type]
+        if delivery is not None:
+            pipe.xack(delivery.stream, delivery.group, delivery.entry_id)
+        pipe.execute()
+
+    def dead_letter(self, delivery: Delivery, error: str) -> None:
+        fields = {**{_text(k): v for k, v in delivery.fields.items()},
+                  "dl_stream": delivery.stream, "dl_group": delivery.group,
+                  "dl_id": delivery.entry_id, "dl_error": error[:2000],
+                  "dl_deliveries": str(delivery.times_delivered)}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(keys.STREAM_DEAD_LETTERS, fields, maxlen=self.maxlen,  # type: ignore[arg-type]
+                  approximate=True)
+        pipe.xack(delivery.stream, delivery.group, delivery.entry_id)
+        pipe.execute()
+
+    # --- inspection and housekeeping ---
+
+    def pending_count(self, stream: str, group: str) -> int:
+        try:
+            return int(self.redis.xpending(stream, group)["pending"])
+        except redis.ResponseError as exc:
+            if _is_nogroup(exc):
+                return 0
+            raise
+
+
+def safe_trim_id(client: redis.Redis, stream: str) -> str | None:
+    """The oldest entry id some group still needs (pending or unread); None if nothing is safe.
+
+    Trimming below this id never drops an entry a group has not acknowledged, which MAXLEN alone
+    would do to a slow consumer's backlog.
+    """
+    try:
+        groups: Any = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None
+    if not groups:
+        return None
+    floor: tuple[int, int] | None = None
+    for group in groups:
+        name = _text(group["name"])
+        pending: Any = client.xpending(stream, name)
+        if int(pending["pending"]) > 0:
+            needed = _parse_id(_text(pending["min"]))
+        else:
+            ms, seq = _parse_id(_text(group["last-delivered-id"]))
+            needed = (ms, seq + 1)
+        floor = needed if floor is None else min(floor, needed)
+    assert floor is not None
+    return f"{floor[0]}-{floor[1]}"
+
+
+def _parse_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def trim(client: redis.Redis, stream: str, keep_at_least: int) -> int:
+    """Drop acknowledged entries below the safe id, keeping at least ``keep_at_least`` recent ones
+    for inspection. Returns how many entries were removed."""
+    floor = safe_trim_id(client, stream)
+    if floor is None:
+        return 0
+    length = int(client.xlen(stream))
+    if length <= keep_at_least:
+        return 0
+    # Never cut into the newest keep_at_least entries either.
+    recent: Any = client.xrevrange(stream, count=keep_at_least)
+    if recent:
+        oldest_recent = _parse_id(_text(recent[-1][0]))
+        floor_id = min(_parse_id(floor), oldest_recent)
+        floor = f"{floor_id[0]}-{floor_id[1]}"
+    return int(client.execute_command("XTRIM", stream, "MINID", floor))

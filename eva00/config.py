@@ -1,0 +1,386 @@
+"""Settings: read once from the environment (and an optional `.env`) into a frozen object.
+
+Every duration and limit of the seed design has a variable with the production default, so tests
+can shrink a 65 s pause or a 12 h keepalive to fractions of a second. A missing or malformed value
+stops the process at start with one line naming the variable and exit code ``EXIT_CONFIG`` (78,
+EX_CONFIG), which supervisord then reports as FATAL instead of restarting in a loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+EXIT_CONFIG = 78
+
+# The embedded simulator's identity (its own defaults), used while PROCORE_CLIENT_ID is unset.
+SIM_COMPANY_ID = 1000
+SIM_CLIENT_ID = "eva00-sim-client"
+SIM_CLIENT_SECRET = "eva00-sim-secret"
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
+# Procore entity families and their production poll intervals (the seed design's table).
+DEFAULT_POLL_INTERVALS_S: Mapping[str, int] = {
+    "projects": 3600,
+    "submittals": 300,
+    "rfis": 300,
+    "drawings": 1800,
+    "daily_logs": 900,
+    "meetings": 1800,
+    "change_orders": 900,
+    "photos": 1800,
+    "documents": 1800,
+    "companies": 3600,
+    "contacts": 3600,
+    "spec_sections": 3600,
+    "schedule_tasks": 3600,
+}
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; ``variable`` names it."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as https://api.procore.com")
+    return value.rstrip("/")
+
+
+def _dsn(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if urlsplit(value).scheme not in schemes:
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    return parse
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number")
+    return number
+
+
+def _ratio(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("must be a number between 0 and 1")
+    return number
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _auth_mode(value: str) -> str:
+    if value not in ("client_credentials", "authorization_code"):
+        raise ValueError("must be client_credentials or authorization_code")
+    return value
+
+
+def _company_id(value: str) -> int:
+    return _positive_int(value)
+
+
+def _secrets(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _intervals(value: str) -> dict[str, int]:
+    """``rfis=60,submittals=60``: overrides of single entity families' poll intervals."""
+    result = dict(DEFAULT_POLL_INTERVALS_S)
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, seconds = item.partition("=")
+        if not sep or name not in DEFAULT_POLL_INTERVALS_S:
+            raise ValueError(f"unknown entity family {name!r} (known: {', '.join(result)})")
+        result[name] = _positive_int(seconds)
+    return result
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
+    metadata = {"env": env, "parse": parse, "doc": doc}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- Procore ---
+    procore_api_base: str = _setting(
+        "PROCORE_API_BASE", _url, "https://api.procore.com",
+        "Procore API host (sandbox: https://sandbox.procore.com). Embedded mode: the simulator.")
+    procore_login_base: str = _setting(
+        "PROCORE_LOGIN_BASE", _url, "https://login.procore.com",
+        "Procore OAuth host. Embedded mode: the simulator.")
+    procore_client_id: str = _setting(
+        "PROCORE_CLIENT_ID", str, "",
+        "OAuth client id. Unset means the embedded simulator is used.")
+    procore_client_secret: str = _setting(
+        "PROCORE_CLIENT_SECRET", str, "", "OAuth client secret (never logged).")
+    procore_company_id: int = _setting(
+        "PROCORE_COMPANY_ID", _company_id, 0, "The Procore company to replicate.")
+    procore_auth_mode: str = _setting(
+        "PROCORE_AUTH_MODE", _auth_mode, "client_credentials",
+        "client_credentials (unattended service account) or authorization_code.")
+    procore_redirect_uri: str = _setting(
+        "PROCORE_REDIRECT_URI", str, "urn:ietf:wg:oauth:2.0:oob",
+        "Redirect URI registered for the authorization-code grant.")
+    # --- storage and services ---
+    database_url: str = _setting(
+        "DATABASE_URL", _dsn(("postgresql", "postgres")), "",
+        "PostgreSQL URL. Unset: an embedded PostgreSQL under var/pg.")
+    redis_url: str = _setting(
+        "REDIS_URL", _dsn(("redis", "rediss", "unix")), "",
+        "Redis URL. Unset: an embedded Redis under var/redis.")
+    data_dir: Path = _setting(
+        "EVA00_DATA_DIR", Path, ROOT_DIR / "var" / "data", "Files, temp files and archives.")
+    var_dir: Path = _setting(
+        "EVA00_VAR_DIR", Path, ROOT_DIR / "var",
+        "Runtime state: logs, supervisor socket, embedded databases.")
+    embedded_pg_port: int = _setting(
+        "EVA00_PG_PORT", _port, 54329, "Port of the embedded PostgreSQL.")
+    embedded_redis_port: int = _setting(
+        "EVA00_REDIS_PORT", _port, 63790, "Port of the embedded Redis.")
+    sim_port: int = _setting(
+        "EVA00_SIM_PORT", _port, 8400, "Port of the embedded simulator's API and login host.")
+    sim_storage_port: int = _setting(
+        "EVA00_SIM_STORAGE_PORT", _port, 8402, "Port of the embedded simulator's storage host.")
+    sim_projects: int = _setting(
+        "EVA00_SIM_PROJECTS", _positive_int, 20, "Projects in the embedded simulator.")
+    sim_items: int = _setting(
+        "EVA00_SIM_ITEMS", _positive_int, 5000, "Items in the embedded simulator.")
+    # --- stream bus ---
+    stream_block_ms: int = _setting(
+        "EVA00_STREAM_BLOCK_MS", _positive_int, 2000,
+        "Longest blocking read; bounds how long SIGTERM waits.")
+    stream_batch: int = _setting(
+        "EVA00_STREAM_BATCH", _positive_int, 10, "Entries read per XREADGROUP.")
+    claim_idle_ms: int = _setting(
+        "EVA00_CLAIM_IDLE_MS", _positive_int, 60000,
+        "Idle time after which a dead peer's entries are reclaimed.")
+    max_deliveries: int = _setting(
+        "EVA00_MAX_DELIVERIES", _positive_int, 5,
+        "Deliveries before a message goes to the dead letters.")
+    stream_maxlen: int = _setting(
+        "EVA00_STREAM_MAXLEN", _positive_int, 100000,
+        "Approximate length streams are trimmed to (never past unacknowledged entries).")
+    outage_backoff_cap_s: float = _setting(
+        "EVA00_OUTAGE_BACKOFF_CAP_S", _positive_float, 30.0,
+        "Longest wait between reconnect attempts to Redis or PostgreSQL.")
+    # --- Procore client and rate limits ---
+    http_timeout_s: float = _setting(
+        "EVA00_HTTP_TIMEOUT_S", _positive_float, 60.0, "Timeout of one HTTP request to Procore.")
+    rate_burst: int = _setting(
+        "EVA00_RATE_BURST", _positive_int, 10, "Token bucket size.")
+    rate_refill_per_s: float = _setting(
+        "EVA00_RATE_REFILL_PER_S", _positive_float, 1.5, "Token bucket refill rate.")
+    rate_window_max: int = _setting(
+        "EVA00_RATE_WINDOW_MAX", _positive_int, 95, "Hard cap of requests in any sliding window.")
+    rate_window_s: float = _setting(
+        "EVA00_RATE_WINDOW_S", _positive_float, 60.0, "Length of that sliding window.")
+    budget_scheduled_per_min: int = _setting(
+        "EVA00_BUDGET_SCHEDULED_PER_MIN", _positive_int, 60, "Budget of scheduled polling.")
+    budget_webhook_per_min: int = _setting(
+        "EVA00_BUDGET_WEBHOOK_PER_MIN", _positive_int, 15, "Budget of webhook-triggered fetches.")
+    budget_on_demand_per_min: int = _setting(
+        "EVA00_BUDGET_ON_DEMAND_PER_MIN", _positive_int, 15, "Budget of on-demand refreshes.")
+    budget_buffer_per_min: int = _setting(
+        "EVA00_BUDGET_BUFFER_PER_MIN", _positive_int, 10, "Reserve kept free of every class.")
+    connection_error_pause_s: float = _setting(
+        "EVA00_CONNECTION_ERROR_PAUSE_S", _positive_float, 65.0,
+        "Pause of every process after a connection error to Procore.")
+    keepalive_interval_s: float = _setting(
+        "EVA00_KEEPALIVE_INTERVAL_S", _positive_float, 43200.0,
+        "Token refresh interval regardless of sync activity (12 h).")
+    # --- sync ---
+    poll_intervals_s: dict[str, int] = _setting(
+        "EVA00_POLL_INTERVALS", _intervals, dict(DEFAULT_POLL_INTERVALS_S),
+        "Overrides of poll intervals per family, e.g. rfis=60,submittals=60.")
+    poll_lookback_s: float = _setting(
+        "EVA00_POLL_LOOKBACK_S", _positive_float, 120.0,
+        "Incremental windows start this long before the cursor.")
+    poll_safety_margin_s: float = _setting(
+        "EVA00_POLL_SAFETY_MARGIN_S", _positive_float, 5.0,
+        "Incremental windows end this long before the server's Date.")
+    reconcile_interval_s: float = _setting(
+        "EVA00_RECONCILE_INTERVAL_S", _positive_float, 86400.0,
+        "Delete reconciliation interval per entity type.")
+    mass_delete_ratio: float = _setting(
+        "EVA00_MASS_DELETE_RATIO", _ratio, 0.10,
+        "A reconciliation that would soft-delete more than this share deletes nothing.")
+    # --- files ---
+    download_concurrency: int = _setting(
+        "EVA00_DOWNLOAD_CONCURRENCY", _positive_int, 3, "Downloads at once across all downloaders.")
+    disk_free_min_ratio: float = _setting(
+        "EVA00_DISK_FREE_MIN_RATIO", _ratio, 0.20, "Below this share of free disk downloads pause.")
+    storage_hosts: tuple[str, ...] = _setting(
+        "EVA00_STORAGE_HOSTS", _secrets, ("storage.procore.com",),
+        "Hosts attachment links from cover sheets may be fetched from (https only).")
+    # --- webhooks, dashboard, retention ---
+    webhook_host: str = _setting(
+        "EVA00_WEBHOOK_HOST", str, "127.0.0.1", "Address of the webhook listener.")
+    webhook_port: int = _setting(
+        "EVA00_WEBHOOK_PORT", _port, 8401, "Port of the webhook listener.")
+    webhook_secrets: tuple[str, ...] = _setting(
+        "EVA00_WEBHOOK_SECRETS", _secrets, (),
+        "Accepted Authorization values, comma separated (rotation: old and new).")
+    webhook_hmac_secret: str = _setting(
+        "EVA00_WEBHOOK_HMAC_SECRET", str, "",
+        "If set, an HMAC-SHA256 signature header over the body is required too.")
+    dashboard_port: int = _setting(
+        "EVA00_DASHBOARD_PORT", _port, 8403, "Port of the dashboard (127.0.0.1 only).")
+    sync_log_retention_days: int = _setting(
+        "EVA00_SYNC_LOG_RETENTION_DAYS", _positive_int, 90,
+        "sync_log rows older than this are archived, then removed.")
+
+    @property
+    def embedded_simulator(self) -> bool:
+        return not self.procore_client_id
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}" if self.embedded_simulator else self.procore_api_base
+
+    @property
+    def login_base(self) -> str:
+        return (f"http://127.0.0.1:{self.sim_port}" if self.embedded_simulator
+                else self.procore_login_base)
+
+    @property
+    def client_id(self) -> str:
+        return self.procore_client_id or SIM_CLIENT_ID
+
+    @property
+    def client_secret(self) -> str:
+        return self.procore_client_secret or SIM_CLIENT_SECRET
+
+    @property
+    def company_id(self) -> int:
+        return self.procore_company_id or SIM_COMPANY_ID
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"postgresql://eva00@127.0.0.1:{self.embedded_pg_port}/eva00"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 dotenv: Path | None = ROOT_DIR / ".env") -> Settings:
+        """Parse the environment (over an optional `.env`); raise ConfigError on the first bad value."""
+        values: dict[str, str] = dict(read_dotenv(dotenv)) if dotenv else {}
+        values.update(os.environ if environ is None else environ)
+        parsed: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            raw = values.get(item.metadata["env"], "")
+            if raw == "":
+                continue
+            try:
+                parsed[item.name] = item.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(item.metadata["env"], str(exc) or "malformed value") from None
+        settings = cls(**parsed)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.embedded_simulator:
+            return
+        if not self.procore_client_secret:
+            raise ConfigError("PROCORE_CLIENT_SECRET", "required when PROCORE_CLIENT_ID is set")
+        if not self.procore_company_id:
+            raise ConfigError("PROCORE_COMPANY_ID", "required when PROCORE_CLIENT_ID is set")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; '#' comments; optional quotes. No interpolation, on purpose."""
+    if not path.is_file():
+        return {}
+    result: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.removeprefix("export ").partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path.name}:{number}", "expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        result[key.strip()] = value
+    return result
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting: the README's configuration table."""
+    rows = []
+    for item in dataclasses.fields(Settings):
+        default: Any = item.default
+        if default is dataclasses.MISSING:
+            default = item.default_factory()  # type: ignore[operator]
+        if isinstance(default, Path):
+            default = str(default.relative_to(ROOT_DIR)) if default.is_relative_to(ROOT_DIR) else default
+        elif isinstance(default, tuple):
+            default = ",".join(default)
+        elif isinstance(default, dict):
+            default = "(the seed's table)"
+        rows.append((item.metadata["env"], str(default), item.metadata["doc"]))
+    return rows
+
+
+def load_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """For process entry points: one clear line and EXIT_CONFIG on bad configuration."""
+    import sys
+
+    try:
+        return Settings.from_env(environ)
+    except ConfigError as exc:
+        print(f"eva00: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None

@@ -1,0 +1,50 @@
+"""Errors sorted by what the loop must do with the message that raised them.
+
+- Retryable: a transient cause (timeout, 5xx, 429); leave the message pending, it comes back.
+- Fatal: this item cannot succeed now (403 on a project, 404); record it and acknowledge.
+- Skip: nothing to do (a duplicate, an unknown resource); acknowledge silently.
+- Poison: the message itself is bad (undecodable, wrong version); dead-letter it at once.
+Outages of Redis or PostgreSQL are not errors of a message: the stage waits them out in-process.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+
+class StageError(Exception):
+    """Base of the errors a handler raises on purpose."""
+
+
+class Retryable(StageError):
+    def __init__(self, message: str, delay_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class Fatal(StageError):
+    pass
+
+
+class Skip(StageError):
+    pass
+
+
+class Poison(StageError):
+    pass
+
+
+def classify_http(status: int, retry_after_s: float | None = None) -> type[StageError] | None:
+    """What a final HTTP status from Procore means for the message (None: success)."""
+    if status < 400:
+        return None
+    if status in (408, 425, 429) or status >= 500:
+        return Retryable
+    return Fatal
+
+
+def is_pg_outage(exc: BaseException) -> bool:
+    """A PostgreSQL error that means the server is unreachable, not that our statement is wrong."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):
+        return True
+    return isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc)

@@ -1,0 +1,71 @@
+"""Every Redis stream, consumer group and key of EVA-00 Sync, one commented constant each.
+
+Redis holds nothing durable: each key here can be lost at any moment (FLUSHALL, a restart without
+its AOF) and the next poll heals it from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+PREFIX = "eva00"
+
+# --- streams (each consumed by one group; a stage may read several) ---
+# Poll jobs enqueued by the scheduler at each entity type's interval.
+STREAM_SYNC_SCHEDULED = f"{PREFIX}:sync:scheduled"
+# Webhook hints and on-demand refreshes; fetchers read it before scheduled work.
+STREAM_SYNC_PRIORITY = f"{PREFIX}:sync:priority"
+# Fetched pages of records, from fetchers to the differ.
+STREAM_PAGES = f"{PREFIX}:pages"
+# File jobs (record, URL field, Procore file/version id), from the differ to the downloader.
+STREAM_FILES = f"{PREFIX}:files"
+# Stored files waiting for a thumbnail.
+STREAM_THUMBNAILS = f"{PREFIX}:thumbnails"
+# Stored PDFs waiting for text extraction.
+STREAM_TEXT = f"{PREFIX}:text"
+# New files and changed records, announced for the downstream ingestion pipeline (OCR, embeddings).
+STREAM_INGEST = f"{PREFIX}:ingest"
+# Messages that failed too often or could not be decoded; also kept in PostgreSQL dead_letters.
+STREAM_DEAD_LETTERS = f"{PREFIX}:deadletter"
+
+# --- consumer groups ---
+GROUP_FETCHERS = "fetchers"
+GROUP_DIFFERS = "differs"
+GROUP_DOWNLOADERS = "downloaders"
+GROUP_THUMBNAILERS = "thumbnailers"
+GROUP_TEXT = "text-extractors"
+GROUP_INGEST = "ingest"
+GROUP_DEAD_LETTER_AUDIT = "dead-letter-audit"
+
+# Every (stream, group) pair of the pipeline, so a stage or `eva00 status` can list backlogs.
+PIPELINE_GROUPS: tuple[tuple[str, str], ...] = (
+    (STREAM_SYNC_PRIORITY, GROUP_FETCHERS),
+    (STREAM_SYNC_SCHEDULED, GROUP_FETCHERS),
+    (STREAM_PAGES, GROUP_DIFFERS),
+    (STREAM_FILES, GROUP_DOWNLOADERS),
+    (STREAM_THUMBNAILS, GROUP_THUMBNAILERS),
+    (STREAM_TEXT, GROUP_TEXT),
+    (STREAM_INGEST, GROUP_INGEST),
+)
+
+# --- plain keys ---
+# A scheduled poll job for (kind, project) still pending: SET NX with a TTL so it is not doubled.
+JOB_PENDING_PREFIX = f"{PREFIX}:job:pending"
+# The shared OAuth access token (JSON: token, expires_at, generation).
+OAUTH_ACCESS = f"{PREFIX}:oauth:access"
+# Lease held by the one process allowed to refresh the token.
+OAUTH_REFRESH_LOCK = f"{PREFIX}:oauth:refresh-lock"
+# Set when the refresh token was rejected: every process stops calling Procore.
+OAUTH_HALTED = f"{PREFIX}:oauth:halted"
+# Rate limiter state (token bucket, sliding window, budgets) lives under this prefix.
+RATE_PREFIX = f"{PREFIX}:rate"
+# Epoch seconds until which no process may call Procore (429, Retry-After, connection error).
+PAUSE_UNTIL = f"{PREFIX}:rate:pause-until"
+# Counters and timings per class/endpoint/status, read by the dashboard.
+METRICS_PREFIX = f"{PREFIX}:metrics"
+# Webhook debounce: one key per resource while a re-fetch is already queued.
+WEBHOOK_DEBOUNCE_PREFIX = f"{PREFIX}:webhook:debounce"
+# Download slots shared by every downloader process.
+DOWNLOAD_SLOTS = f"{PREFIX}:files:slots"
+
+
+def job_pending_key(kind: str, project_id: int | None) -> str:
+    return f"{JOB_PENDING_PREFIX}:{kind}:{project_id or 0}"

@@ -1,0 +1,81 @@
+"""Messages on the streams: small frozen dataclasses with an explicit encoding and a version.
+
+On the wire a message is three stream fields: ``t`` (its type), ``v`` (its schema version) and
+``d`` (its fields as JSON). Messages carry ids, hashes and paths, never file bytes. A reader that
+meets an unknown type or a version it does not speak raises Poison: such a message can never
+succeed, so it goes straight to the dead letters instead of cycling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+
+from eva00.errors import Poison
+
+Fields = Mapping[bytes | str, bytes | str]
+M = TypeVar("M", bound="Message")
+
+_REGISTRY: dict[str, type[Message]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    def to_fields(self) -> dict[str, bytes]:
+        return {"t": self.TYPE.encode(), "v": str(self.VERSION).encode(),
+                "d": orjson.dumps(dataclasses.asdict(self))}
+
+    @classmethod
+    def from_dict(cls: type[M], data: Mapping[str, Any]) -> M:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise Poison(f"{cls.TYPE}: unknown fields {sorted(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise Poison(f"{cls.TYPE}: {exc}") from None
+
+
+def message(type_name: str, version: int = 1) -> Callable[[type[M]], type[M]]:
+    """Register a Message subclass under its wire type name."""
+
+    def register(cls: type[M]) -> type[M]:
+        if type_name in _REGISTRY and _REGISTRY[type_name] is not cls:
+            raise ValueError(f"message type {type_name!r} registered twice")
+        cls.TYPE, cls.VERSION = type_name, version
+        _REGISTRY[type_name] = cls
+        return cls
+
+    return register
+
+
+def _text(fields: Fields, name: str) -> str:
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        raise Poison(f"message has no {name!r} field")
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def decode(fields: Fields) -> Message:
+    type_name = _text(fields, "t")
+    cls = _REGISTRY.get(type_name)
+    if cls is None:
+        raise Poison(f"unknown message type {type_name!r}")
+    version = _text(fields, "v")
+    if version != str(cls.VERSION):
+        raise Poison(f"{type_name}: version {version} not understood (this reader speaks "
+                     f"{cls.VERSION})")
+    try:
+        data = orjson.loads(_text(fields, "d"))
+    except orjson.JSONDecodeError as exc:
+        raise Poison(f"{type_name}: body is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise Poison(f"{type_name}: body is not an object")
+    return cls.from_dict(data)

@@ -1,0 +1,231 @@
+"""The loop every stage process runs: read, handle in one PostgreSQL transaction, forward, repeat.
+
+Delivery guarantee: at least once, with exactly one effect. The handler's work commits in one
+PostgreSQL transaction; only after COMMIT does one Redis MULTI add the downstream entries and
+acknowledge the upstream one. A crash before COMMIT rolls back and the entry is redelivered; a
+crash between COMMIT and the MULTI redelivers an entry whose effect is already there, and the
+handler, being idempotent, changes nothing and forwards what the committed rows say. After
+``max_deliveries`` an entry goes to the dead letters (stream and table) and the stage goes on.
+SIGTERM finishes the current message and exits 0, leaving nothing pending for this consumer.
+Redis or PostgreSQL outages are waited out in-process with capped backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Protocol, TypeVar
+
+import orjson
+import psycopg
+import redis
+from psycopg_pool import ConnectionPool
+
+from eva00.backoff import capped_backoff_s
+from eva00.bus import Bus, Delivery, Outgoing, trim
+from eva00.config import Settings
+from eva00.errors import Fatal, Poison, Retryable, Skip, is_pg_outage
+from eva00.messages import Message, decode
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Handler(Protocol):
+    def __call__(self, conn: psycopg.Connection, message: Message,
+                 delivery: Delivery) -> Sequence[Outgoing]: ...
+
+
+def consumer_name(stage: str) -> str:
+    """Stable across restarts under supervisord, so a restarted process finds its own pending."""
+    return os.environ.get("SUPERVISOR_PROCESS_NAME") or f"{stage}-{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class StageStats:
+    handled: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    reclaimed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Stage:
+    def __init__(self, name: str, settings: Settings, client: redis.Redis, pool: ConnectionPool,
+                 inputs: Sequence[tuple[str, str]], handler: Handler, *,
+                 consumer: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 reclaim_every_s: float | None = None, trim_every_s: float = 60.0) -> None:
+        self.name = name
+        self.settings = settings
+        self.pool = pool
+        self.inputs = list(inputs)  # in priority order: earlier streams are drained first
+        self.handler = handler
+        self.bus = Bus(client, consumer or consumer_name(name), maxlen=settings.stream_maxlen)
+        self.clock, self.sleep = clock, sleep
+        self.reclaim_every_s = (reclaim_every_s if reclaim_every_s is not None
+                                else settings.claim_idle_ms / 2000)
+        self.trim_every_s = trim_every_s
+        self.stopping = False
+        self.stats = StageStats()
+        self._next_reclaim = 0.0
+        self._next_trim = 0.0
+
+    # --- lifecycle ---
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("%s: signal %d, finishing the current message", self.name, signum)
+        self.stopping = True
+
+    def run(self) -> int:
+        self._until_redis_ok(self._ensure_groups)
+        log.info("%s: consuming %s as %s", self.name, self.inputs, self.bus.consumer)
+        while not self.stopping:
+            self.step()
+        log.info("%s: stopped after %d messages", self.name, self.stats.handled)
+        return 0
+
+    def _ensure_groups(self) -> None:
+        for stream, group in self.inputs:
+            self.bus.ensure_group(stream, group)
+
+    # --- one step: at most one batch ---
+
+    def step(self) -> int:
+        """Handle what one read returns; returns how many entries were handled."""
+        deliveries = self._until_redis_ok(self._next_batch)
+        for delivery in deliveries:
+            self.process(delivery)
+            if self.stopping:
+                break
+        self._housekeeping()
+        return len(deliveries)
+
+    def _next_batch(self) -> list[Delivery]:
+        now = self.clock()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self.reclaim_every_s
+            for stream, group in self.inputs:
+                claimed = self.bus.reclaim(stream, group, min_idle_ms=self.settings.claim_idle_ms,
+                                           count=self.settings.stream_batch)
+                if claimed:
+                    self.stats.reclaimed += len(claimed)
+                    return claimed
+        # Non-blocking pass over higher-priority streams first, then block on all in turn.
+        for stream, group in self.inputs[:-1]:
+            batch = self.bus.read(stream, group, count=self.settings.stream_batch, block_ms=None)
+            if batch:
+                return batch
+        stream, group = self.inputs[-1]
+        block_ms = self.settings.stream_block_ms
+        if len(self.inputs) > 1:
+            # Short blocks on the last stream so priority entries are noticed quickly.
+            block_ms = min(block_ms, 250)
+        return self.bus.read(stream, group, count=self.settings.stream_batch, block_ms=block_ms)
+
+    def _housekeeping(self) -> None:
+        now = self.clock()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + self.trim_every_s
+        for stream, _group in self.inputs:
+            try:
+                trim(self.bus.redis, stream, keep_at_least=1000)
+            except redis.RedisError as exc:
+                log.warning("%s: trimming %s failed: %s", self.name, stream, exc)
+
+    # --- one message ---
+
+    def process(self, delivery: Delivery) -> None:
+        if delivery.times_delivered > self.settings.max_deliveries:
+            self._dead_letter(delivery, f"delivered {delivery.times_delivered} times without success")
+            return
+        try:
+            message = decode(delivery.fields)
+            outgoing = self._until_pg_ok(lambda: self._handle_in_transaction(message, delivery))
+        except Skip as exc:
+            log.info("%s: %s skipped: %s", self.name, delivery.entry_id, exc)
+            outgoing = []
+        except Poison as exc:
+            self._dead_letter(delivery, f"poison: {exc}")
+            return
+        except Fatal as exc:
+            self._dead_letter(delivery, f"fatal: {exc}")
+            return
+        except Retryable as exc:
+            # Left pending: the reclaim pass takes it again after claim_idle_ms (a natural delay),
+            # and the delivery count moves it to the dead letters if it never succeeds.
+            self.stats.failed += 1
+            log.warning("%s: %s will be retried: %s", self.name, delivery.entry_id, exc)
+            return
+        except Exception as exc:
+            self.stats.failed += 1
+            self.stats.errors.append(repr(exc))
+            log.exception("%s: %s failed (delivery %d)", self.name, delivery.entry_id,
+                          delivery.times_delivered)
+            return
+        self._until_redis_ok(lambda: self.bus.forward(delivery, outgoing))
+        self.stats.handled += 1
+
+    def _handle_in_transaction(self, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
+        with self.pool.connection() as conn, conn.transaction():
+            return self.handler(conn, message, delivery)
+
+    def _dead_letter(self, delivery: Delivery, error: str) -> None:
+        log.error("%s: %s dead-lettered: %s", self.name, delivery.entry_id, error)
+        fields = {(k.decode() if isinstance(k, bytes) else k):
+                  (v.decode(errors="replace") if isinstance(v, bytes) else v)
+                  for k, v in delivery.fields.items()}
+
+        def record() -> None:
+            with self.pool.connection() as conn:
+                conn.execute(
+                    "INSERT INTO dead_letters (stream, group_name, message_id, fields, error,"
+                    " deliveries) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (stream, message_id) DO NOTHING",
+                    (delivery.stream, delivery.group, delivery.entry_id,
+                     orjson.dumps(fields).decode(), error, delivery.times_delivered))
+
+        self._until_pg_ok(record)
+        self._until_redis_ok(lambda: self.bus.dead_letter(delivery, error))
+        self.stats.dead_lettered += 1
+
+    # --- outages ---
+
+    def _until_redis_ok(self, action: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return action()
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                attempt += 1
+                if self.stopping and attempt > 3:
+                    raise SystemExit(0) from exc
+                log.warning("%s: Redis unavailable (%s); retry %d", self.name, exc, attempt)
+                self.sleep(capped_backoff_s(attempt, cap_s=self.settings.outage_backoff_cap_s))
+
+    def _until_pg_ok(self, action: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return action()
+            except (psycopg.Error, OSError) as exc:
+                if not is_pg_outage(exc) and not isinstance(exc, OSError):
+                    raise
+                attempt += 1
+                if self.stopping and attempt > 3:
+                    raise SystemExit(0) from exc
+                log.warning("%s: PostgreSQL unavailable (%s); retry %d", self.name,
+                            str(exc).splitlines()[0] if str(exc) else exc, attempt)
+                self.sleep(capped_backoff_s(attempt, cap_s=self.settings.outage_backoff_cap_s))

@@ -1,0 +1,100 @@
+"""Session fixtures: real PostgreSQL and Redis on free ports in a temp dir, started by the same
+code as the embedded stack. Each test gets a fresh database cloned from a schema template and an
+empty Redis, so tests never see each other's data and never depend on services the machine runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from eva00 import db
+from eva00.config import Settings
+from eva00.localstack import ChildServer, temporary_stack
+
+pytest_plugins = ["tests.integration.sim_fixtures"]
+
+
+class Stack:
+    def __init__(self, base: Path, admin_url: str, redis_url: str,
+                 pg: ChildServer, redis_server: ChildServer) -> None:
+        self.base, self.admin_url, self.redis_url = base, admin_url, redis_url
+        self.pg, self.redis_server = pg, redis_server
+
+    def database_url(self, name: str) -> str:
+        return self.admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    base = Path(tempfile.mkdtemp(prefix="eva00-tests-"))
+    base.chmod(0o755)
+    try:
+        with temporary_stack(base) as (database_url, redis_url, pg, redis_server):
+            template = database_url.rsplit("/", 1)[0] + "/eva00_template"
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE eva00_template")
+            db.apply_schema(template)
+            yield Stack(base, database_url, redis_url, pg, redis_server)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(stack: Stack) -> Iterator[str]:
+    """A fresh database with the schema applied, dropped after the test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(stack.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE eva00_template")
+    yield stack.database_url(name)
+    with psycopg.connect(stack.admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def redis_url(stack: Stack) -> Iterator[str]:
+    """The session Redis, emptied before the test (tests run one at a time)."""
+    client = redis.Redis.from_url(stack.redis_url)
+    client.flushall()
+    client.close()
+    yield stack.redis_url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Production defaults with durations shrunk so tests run in seconds."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "EVA00_DATA_DIR": str(tmp_path / "data"),
+        "EVA00_VAR_DIR": str(tmp_path / "var"),
+        "EVA00_STREAM_BLOCK_MS": "200",
+        "EVA00_CLAIM_IDLE_MS": "1000",
+        "EVA00_MAX_DELIVERIES": "3",
+        "EVA00_OUTAGE_BACKOFF_CAP_S": "0.5",
+        "EVA00_CONNECTION_ERROR_PAUSE_S": "1",
+    }
+    return Settings.from_env(env, dotenv=None)
+
+
+@pytest.fixture(autouse=True)
+def _no_dotenv_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's .env must never change what tests see.
+    for key in list(os.environ):
+        if key.startswith(("PROCORE_", "EVA00_")) or key in ("DATABASE_URL", "REDIS_URL"):
+            monkeypatch.delenv(key, raising=False)

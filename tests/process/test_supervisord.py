@@ -1,0 +1,95 @@
+"""The real supervisord.conf, run in a temp dir: every program reaches RUNNING, and a program killed
+with SIGKILL is brought back by supervisord."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eva00 import supervision
+from eva00.config import Settings
+from eva00.localstack import free_port
+
+pytestmark = pytest.mark.process
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    var = Path(tmp_path_factory.mktemp("stack")) / "var"
+    env = {
+        "EVA00_VAR_DIR": str(var),
+        "EVA00_DATA_DIR": str(var / "data"),
+        "EVA00_PG_PORT": str(free_port()),
+        "EVA00_REDIS_PORT": str(free_port()),
+        "EVA00_SIM_PORT": str(free_port()),
+        "EVA00_SIM_STORAGE_PORT": str(free_port()),
+        "EVA00_SIM_PROJECTS": "2",
+        "EVA00_SIM_ITEMS": "100",
+        "EVA00_WEBHOOK_PORT": str(free_port()),
+        "EVA00_DASHBOARD_PORT": str(free_port()),
+    }
+    settings = Settings.from_env(env, dotenv=None)
+    full_env = {**os.environ, **env}
+    done = subprocess.run([sys.executable, "-m", "eva00", "up", "--wait-s", "60"], env=full_env,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    try:
+        assert supervision.is_running(settings), done.stderr + done.stdout
+        yield settings
+    finally:
+        subprocess.run([sys.executable, "-m", "eva00", "down"], env=full_env, cwd=ROOT,
+                       capture_output=True, timeout=120)
+
+
+def _infos(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in supervision.rpc(settings).supervisor.getAllProcessInfo()}
+
+
+def _wait_for(predicate: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_every_program_of_the_real_config_reaches_running(running_stack: Settings) -> None:
+    configured = _configured_programs()
+    infos = _infos(running_stack)
+    assert set(infos) == configured
+    assert _wait_for(lambda: all(i["statename"] == "RUNNING" for i in _infos(running_stack).values()),
+                     30), {n: (i["statename"], i["description"]) for n, i in _infos(running_stack).items()}
+
+
+def test_a_program_killed_with_sigkill_is_brought_back(running_stack: Settings) -> None:
+    for name in ("redis", "keepalive"):
+        before = _infos(running_stack)[name]
+        assert before["statename"] == "RUNNING"
+        os.kill(before["pid"], signal.SIGKILL)
+        assert _wait_for(lambda n=name, p=before["pid"]: _infos(running_stack)[n]["statename"] == "RUNNING"
+                         and _infos(running_stack)[n]["pid"] != p, 30), _infos(running_stack)[name]
+
+
+def test_supervisorctl_from_the_repo_root_talks_to_the_stack(running_stack: Settings) -> None:
+    socket = running_stack.var_dir / "supervisor.sock"
+    done = subprocess.run([str(Path(sys.executable).parent / "supervisorctl"), "-s", f"unix://{socket}",
+                           "status"], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert "eva00:redis" in done.stdout and "RUNNING" in done.stdout, done.stdout + done.stderr
+
+
+def _configured_programs() -> set[str]:
+    names = set()
+    for line in (ROOT / "supervisord.conf").read_text().splitlines():
+        if line.startswith("[program:"):
+            names.add(line.strip()[len("[program:"):-1])
+    return names
