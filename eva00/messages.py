@@ -79,3 +79,73 @@ def decode(fields: Fields) -> Message:
     if not isinstance(data, dict):
         raise Poison(f"{type_name}: body is not an object")
     return cls.from_dict(data)
+
+
+# --- the pipeline's messages ---
+
+class BudgetClass:
+    """Rate-limit budget a poll is charged to (eva00/procore/limiter.py)."""
+
+    SCHEDULED = "scheduled"
+    WEBHOOK = "webhook"
+    ON_DEMAND = "on_demand"
+
+
+class PollMode:
+    INCREMENTAL = "incremental"  # filters[updated_at] window from the cursor
+    FULL = "full"  # every record (entities without an updated_at filter; full sync)
+    RECONCILE = "reconcile"  # enumerate ids to find deletes
+    ITEM = "item"  # one record (webhook hint, `eva00 sync --id`)
+
+
+@message("poll", version=1)
+@dataclasses.dataclass(frozen=True)
+class PollJob(Message):
+    """Fetch one kind for one project (or company-level: project_id None), page by page.
+
+    A job is one page of work: the fetcher fetches ``page`` and enqueues the next page as a new
+    job carrying the same poll_id and window, so a crash re-fetches at most the page in flight.
+    """
+
+    kind: str
+    project_id: int | None
+    mode: str
+    budget: str
+    reason: str = ""
+    item_id: int | None = None
+    requested_at: float = 0.0  # epoch seconds, for freshness figures
+    poll_id: str = ""  # set by the fetcher on page 1
+    page: int = 1
+    window_from: str | None = None  # ISO-8601, server time
+    window_to: str | None = None
+    expected_total: int | None = None  # Total seen on page 1
+    run_id: str = ""  # a full-sync run this poll belongs to
+
+
+@message("file", version=1)
+@dataclasses.dataclass(frozen=True)
+class FileJob(Message):
+    """Download the file one record field points to (the downloader stores it by SHA-256)."""
+
+    kind: str
+    procore_id: int
+    project_id: int | None
+    url_field: str
+    url: str
+    procore_file_id: str = ""
+    procore_version_id: str = ""
+    expected_size_bytes: int | None = None
+    priority: int = 5  # 1 highest: submittals 1, RFIs 2, drawings 3, photos 4, other 5
+
+
+@message("ingest", version=1)
+@dataclasses.dataclass(frozen=True)
+class IngestEvent(Message):
+    """A changed record or a new file, for the downstream ingestion pipeline."""
+
+    what: str  # "record" | "file"
+    kind: str
+    procore_id: int
+    project_id: int | None
+    payload_hash: str = ""
+    sha256: str = ""
