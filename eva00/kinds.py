@@ -43,8 +43,6 @@ KIND_TABLE = MappingProxyType(
 
 ENTITY_TABLES = tuple(dict.fromkeys(KIND_TABLE.values()))
 
-# Kinds that live at company level (no project_id).
-COMPANY_KINDS = frozenset({"vendor", "company_user"})
 
 
 def table_for(kind: str) -> str:
@@ -52,3 +50,35 @@ def table_for(kind: str) -> str:
         return KIND_TABLE[kind]
     except KeyError:
         raise ValueError(f"unknown kind {kind!r}") from None
+
+# The seed's entity families (their poll intervals are configured per family) and their kinds.
+# "drawings" covers the drawing_revisions table too: revisions are polled with the drawings.
+FAMILY_KINDS = MappingProxyType(
+    {
+        "projects": ("project",),
+        "companies": ("vendor",),
+        "contacts": ("company_user", "project_user"),
+        "spec_sections": ("spec_section", "spec_section_revision"),
+        "submittals": ("submittal",),
+        "rfis": ("rfi",),
+        "change_orders": ("change_event", "change_order_package", "potential_change_order",
+                          "prime_change_order"),
+        "meetings": ("meeting",),
+        "drawings": ("drawing_area", "drawing", "drawing_set", "drawing_revision"),
+        "photos": ("image", "image_category"),
+        "documents": ("document",),
+        "daily_logs": ("daily_log_header", "manpower_log", "notes_log", "weather_log",
+                       "delivery_log"),
+        "schedule_tasks": ("task",),
+    }
+)
+
+# Kinds listed once per company rather than once per project.
+COMPANY_LEVEL_KINDS = frozenset({"project", "vendor", "company_user"})
+
+
+def family_of(kind: str) -> str:
+    for family, kinds in FAMILY_KINDS.items():
+        if kind in kinds:
+            return family
+    raise ValueError(f"unknown kind {kind!r}")

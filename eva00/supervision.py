@@ -82,7 +82,8 @@ def up(settings: Settings, *, conf: Path = CONF_PATH, wait_s: float = 60.0) -> l
     """Start supervisord (daemonized) unless it runs; wait until autostarted programs settle."""
     (settings.var_dir / "log").mkdir(parents=True, exist_ok=True)
     if not is_running(settings):
-        done = subprocess.run([str(Path(sys.executable).parent / "supervisord"), "-c", str(conf)], env=supervisor_env(settings),
+        supervisord = str(Path(sys.executable).parent / "supervisord")
+        done = subprocess.run([supervisord, "-c", str(conf)], env=supervisor_env(settings),
                               capture_output=True, text=True, cwd=ROOT_DIR)
         if done.returncode != 0:
             raise SupervisionError(f"supervisord did not start: {done.stderr.strip() or done.stdout}")
