@@ -119,7 +119,41 @@ class PollJob(Message):
     window_from: str | None = None  # ISO-8601, server time
     window_to: str | None = None
     expected_total: int | None = None  # Total seen on page 1
+    items_seen: int = 0  # records received on the pages before this one
+    parent_id: int | None = None  # e.g. the drawing area whose drawings are listed
+    rerun: int = 0  # how many times this window was re-run after a count mismatch
     run_id: str = ""  # a full-sync run this poll belongs to
+
+
+@message("page", version=1)
+@dataclasses.dataclass(frozen=True)
+class PageMessage(Message):
+    """One fetched page of one poll, from the fetcher to the differ.
+
+    ``fetched_at`` is the server's Date of the answer: the differ never lets a page overwrite a
+    row that a later fetch produced. On the last page ``pages_total`` is set and ``complete``
+    says whether the enumeration was whole (counts agree with Total, no page failed); only a
+    complete poll moves the cursor or soft-deletes anything.
+    """
+
+    poll_id: str
+    kind: str
+    project_id: int | None
+    mode: str
+    page: int
+    fetched_at: str
+    budget: str = BudgetClass.SCHEDULED
+    items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    ids: list[int] = dataclasses.field(default_factory=list)  # reconcile: every id on the page
+    deleted_ids: list[int] = dataclasses.field(default_factory=list)  # confirmed deleted upstream
+    missing_ids: list[int] = dataclasses.field(default_factory=list)  # item polls that got 404
+    is_last: bool = False
+    pages_total: int | None = None
+    complete: bool = False
+    window_to: str | None = None
+    parent_id: int | None = None
+    run_id: str = ""
+    requested_at: float = 0.0
 
 
 @message("file", version=1)
