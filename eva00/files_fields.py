@@ -34,12 +34,12 @@ def file_refs(kind: str, payload: Mapping[str, Any]) -> list[FileRef]:
     refs = []
     for field in TOP_LEVEL.get(kind, ()):
         url = payload.get(field)
-        if _is_url(url):
+        if isinstance(url, str) and _is_url(url):
             refs.append(FileRef(field, url, str(payload.get("file_id") or ""), "",
                                 _size(payload), priority))
     for path, element in _file_elements(payload, ""):
         url = element.get("url")
-        if _is_url(url):
+        if isinstance(url, str) and _is_url(url):
             refs.append(FileRef(f"{path}.url", url, str(element.get("file_id") or element.get("id") or ""),
                                 str(element.get("version_id") or ""), _size(element), priority))
     return _unique(refs)

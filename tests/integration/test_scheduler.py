@@ -3,8 +3,11 @@ notices new projects."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import orjson
 import psycopg
+import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
@@ -28,17 +31,22 @@ def _jobs(client: redis.Redis) -> list[PollJob]:
     return [job for _id, fields in entries if isinstance(job := decode(fields), PollJob)]
 
 
-def _scheduler(settings: Settings, client: redis.Redis) -> Scheduler:
-    pool = ConnectionPool(settings.effective_database_url, min_size=1, max_size=2, open=True)
+@pytest.fixture
+def pool(settings: Settings) -> Iterator[ConnectionPool]:
+    with ConnectionPool(settings.effective_database_url, min_size=1, max_size=2) as opened:
+        yield opened
+
+
+def _scheduler(settings: Settings, client: redis.Redis, pool: ConnectionPool) -> Scheduler:
     return Scheduler(settings, client, pool, clock=lambda: 1_000.0)
 
 
 def test_a_family_tick_enqueues_one_job_per_live_project_and_kind(
-        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     _add_project(database_url, 11)
     _add_project(database_url, 12)
     _add_project(database_url, 13, deleted=True)
-    scheduler = _scheduler(settings, redis_client)
+    scheduler = _scheduler(settings, redis_client, pool)
     assert scheduler.tick_family("change_orders") == 2 * len(FAMILY_KINDS["change_orders"])
     jobs = _jobs(redis_client)
     assert {(j.kind, j.project_id) for j in jobs} == {
@@ -48,9 +56,9 @@ def test_a_family_tick_enqueues_one_job_per_live_project_and_kind(
 
 
 def test_a_job_still_pending_is_not_enqueued_again(
-        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     _add_project(database_url, 11)
-    scheduler = _scheduler(settings, redis_client)
+    scheduler = _scheduler(settings, redis_client, pool)
     assert scheduler.tick_family("rfis") == 1
     assert scheduler.tick_family("rfis") == 0
     redis_client.delete(keys.job_pending_key("rfi:incremental", 11))
@@ -59,10 +67,10 @@ def test_a_job_still_pending_is_not_enqueued_again(
 
 
 def test_company_level_kinds_are_polled_once_without_a_project(
-        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     _add_project(database_url, 11)
     _add_project(database_url, 12)
-    scheduler = _scheduler(settings, redis_client)
+    scheduler = _scheduler(settings, redis_client, pool)
     scheduler.tick_family("projects")
     scheduler.tick_family("contacts")
     pairs = sorted((j.kind, j.project_id or 0) for j in _jobs(redis_client))
@@ -70,8 +78,8 @@ def test_company_level_kinds_are_polled_once_without_a_project(
 
 
 def test_new_projects_are_polled_in_every_family_at_once(
-        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
-    scheduler = _scheduler(settings, redis_client)
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
+    scheduler = _scheduler(settings, redis_client, pool)
     assert scheduler.watch_projects() == 0
     _add_project(database_url, 21)
     added = scheduler.watch_projects()
@@ -83,9 +91,9 @@ def test_new_projects_are_polled_in_every_family_at_once(
 
 
 def test_reconciliation_jobs_cover_every_kind(
-        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     _add_project(database_url, 11)
-    scheduler = _scheduler(settings, redis_client)
+    scheduler = _scheduler(settings, redis_client, pool)
     scheduler.tick_reconcile()
     jobs = _jobs(redis_client)
     assert {j.mode for j in jobs} == {PollMode.RECONCILE}
@@ -93,9 +101,9 @@ def test_reconciliation_jobs_cover_every_kind(
 
 
 def test_a_wiped_redis_only_causes_jobs_to_be_enqueued_again(
-        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     _add_project(database_url, 11)
-    scheduler = _scheduler(settings, redis_client)
+    scheduler = _scheduler(settings, redis_client, pool)
     scheduler.tick_family("rfis")
     redis_client.flushall()
     assert scheduler.tick_family("rfis") == 1
