@@ -82,18 +82,6 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    """Subcommands with their own argument parsers (the simulator, auth)."""
-
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        main: Callable[[list[str]], int] = importlib.import_module(module).main
-        return main(list(args.rest))
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eva00", description="EVA-00 Sync: a Procore replica.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,16 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_db_init)
     sub.add_parser("config", help="print every configuration variable (Markdown)").set_defaults(
         func=cmd_config)
-    for name, module, text in (("sim", "eva00.simulator.cli", "run the Procore simulator"),
-                               ("auth", "eva00.procore.cli_auth", "OAuth login and status")):
-        delegated = sub.add_parser(name, help=text, add_help=False)
-        delegated.add_argument("rest", nargs=argparse.REMAINDER)
-        delegated.set_defaults(func=_delegate(module))
+    sub.add_parser("sim", help="run the Procore simulator (eva00 sim --help)")
+    sub.add_parser("auth", help="OAuth login and status (eva00 auth --help)")
     return parser
+
+
+# Subcommands with parsers of their own: argparse.REMAINDER would not pass on their --options.
+DELEGATED = {"sim": "eva00.simulator.cli", "auth": "eva00.procore.cli_auth"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in DELEGATED:
+        import importlib
+
+        delegated: Callable[[list[str]], int] = importlib.import_module(DELEGATED[arguments[0]]).main
+        return delegated(arguments[1:])
+    args = build_parser().parse_args(arguments)
     result: int = args.func(args)
     return result

@@ -60,6 +60,8 @@ class Differ:
         if page.kind in IMPORTABLE_KINDS:
             self._adopt_imports(conn, page.kind, records)
         outcomes = replica.upsert_records(conn, records) if records else []
+        if page.list_hashes:
+            self._remember_list_hashes(conn, page)
         for procore_id in page.deleted_ids:
             replica.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         for procore_id in page.missing_ids:
@@ -96,6 +98,15 @@ class Differ:
             number = record.payload.get("number")
             if number and record.project_id is not None:
                 adopt_imported(conn, kind, record.project_id, str(number), record.procore_id)
+
+    @staticmethod
+    def _remember_list_hashes(conn: psycopg.Connection, page: PageMessage) -> None:
+        # Same transaction as the records: a show answer and the list entry it came from agree.
+        conn.cursor().executemany(
+            "INSERT INTO list_hashes (kind, procore_id, project_id, list_hash) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (kind, procore_id, (coalesce(project_id, 0))) DO UPDATE SET"
+            " list_hash = EXCLUDED.list_hash, updated_at = now()",
+            [(page.kind, int(i), page.project_id, h) for i, h in page.list_hashes.items()])
 
     def _confirm_missing(self, conn: psycopg.Connection, page: PageMessage, procore_id: int,
                          at: datetime) -> None:
@@ -161,10 +172,10 @@ class Differ:
                                " nothing was deleted", {"poll_id": page.poll_id})
 
     def _clear_pending_marker(self, page: PageMessage) -> None:
-        if self.redis is None or page.budget != "scheduled":
+        if self.redis is None or not page.pending_key:
             return
         try:
-            self.redis.delete(keys.job_pending_key(f"{page.kind}:{page.mode}", page.project_id))
+            self.redis.delete(page.pending_key)
         except Exception as exc:  # the marker expires by itself; never fail a page for it
             log.warning("could not clear the pending marker of %s: %s", page.poll_id, exc)
 

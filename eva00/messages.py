@@ -60,7 +60,13 @@ def _text(fields: Fields, name: str) -> str:
     value = fields.get(name.encode(), fields.get(name))
     if value is None:
         raise Poison(f"message has no {name!r} field")
-    return value.decode() if isinstance(value, bytes) else value
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        # Bytes that are not UTF-8 can never decode: dead-letter at once instead of cycling.
+        raise Poison(f"field {name!r} is not UTF-8") from None
 
 
 def decode(fields: Fields) -> Message:
@@ -122,7 +128,10 @@ class PollJob(Message):
     items_seen: int = 0  # records received on the pages before this one
     parent_id: int | None = None  # e.g. the drawing area whose drawings are listed
     rerun: int = 0  # how many times this window was re-run after a count mismatch
+    cursor_to: str | None = None  # where the cursor goes when the poll completes (<= window_to)
+    totals_agree: bool = True  # every page so far announced the Total of page 1
     run_id: str = ""  # a full-sync run this poll belongs to
+    pending_key: str = ""  # the scheduler's "still pending" marker, cleared when the poll ends
 
 
 @message("page", version=1)
@@ -146,6 +155,7 @@ class PageMessage(Message):
     items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     ids: list[int] = dataclasses.field(default_factory=list)  # reconcile: every id on the page
     deleted_ids: list[int] = dataclasses.field(default_factory=list)  # confirmed deleted upstream
+    list_hashes: dict[str, str] = dataclasses.field(default_factory=dict)  # id -> hash of list record
     missing_ids: list[int] = dataclasses.field(default_factory=list)  # item polls that got 404
     is_last: bool = False
     pages_total: int | None = None
@@ -154,6 +164,7 @@ class PageMessage(Message):
     parent_id: int | None = None
     run_id: str = ""
     requested_at: float = 0.0
+    pending_key: str = ""
 
 
 @message("file", version=1)

@@ -9,6 +9,7 @@ the re-poll cheap. New projects are noticed within ``project_watch_s`` and polle
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -70,6 +71,7 @@ class Scheduler:
             marker = keys.job_pending_key(f"{job.kind}:{job.mode}", job.project_id)
             if not self.redis.set(marker, job.reason, nx=True, ex=ttl_s):
                 continue
+            job = dataclasses.replace(job, pending_key=marker)
             self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
             added += 1
         return added

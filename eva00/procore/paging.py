@@ -1,0 +1,133 @@
+"""Procore's paging rules, as pure functions plus one iterator over ProcoreClient.
+
+- Each page's query is built from our own parameters (page N+1 of the same filters), never from
+  the Link header, whose URLs may drop filters.
+- A page shorter than per_page is the last; so is a page that brings the count to ``Total``, or a
+  Link header without rel="next". An empty page is never read as "everything was deleted".
+- At the end the count is checked against ``Total``; a mismatch (records moved during paging)
+  makes the whole enumeration incomplete, and the caller re-runs it.
+- v2 answers come as {"data": [...]} with string ids: they are unwrapped and ids become ints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eva00.procore.endpoints import EndpointSpec, Envelope
+from eva00.procore.errors import ProcoreUnavailable
+from eva00.procore.http import ProcoreClient
+from eva00.procore.limiter import BudgetClass
+
+
+@dataclass(frozen=True)
+class Window:
+    """An incremental window: ISO-8601 bounds for filters[updated_at], or dates for a date window."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    page: int
+    per_page: int
+    total: int | None
+    is_last: bool
+    server_date: str | None  # the answer's Date: the fetch time on the server's clock
+
+
+class TotalMismatch(ProcoreUnavailable):
+    """The pages held a different number of records than Total announced."""
+
+
+def page_params(spec: EndpointSpec, fixed: Mapping[str, str], *, page: int, per_page: int | None = None,
+                window: Window | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The full query of one page, from our own parameters."""
+    params = dict(fixed)
+    if window is not None:
+        if spec.date_window:
+            params["start_date"], params["end_date"] = window.start[:10], window.end[:10]
+        elif spec.supports_updated_at:
+            params["filters[updated_at]"] = f"{window.start}...{window.end}"
+        else:
+            raise ValueError(f"{spec.kind} has no updated_at filter or date window")
+    if spec.paged:
+        params["page"] = str(page)
+        params["per_page"] = str(min(per_page or spec.max_per_page, spec.max_per_page))
+    params.update(extra or {})
+    return params
+
+
+def unwrap(spec: EndpointSpec, body: Any) -> list[dict[str, Any]]:
+    """The records of an answer: v2 envelopes unwrapped, string ids made ints."""
+    if spec.envelope is Envelope.DATA or (isinstance(body, dict) and "data" in body):
+        body = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(body, list):
+        raise ProcoreUnavailable(f"{spec.kind}: expected a list, got {type(body).__name__}", delay_s=5.0,
+                                 endpoint=spec.kind)
+    return [normalise_ids(item) for item in body if isinstance(item, dict)]
+
+
+def normalise_ids(record: dict[str, Any]) -> dict[str, Any]:
+    """'id' and '*_id' values that are numeric strings become ints (v2 uses strings), nested too."""
+    result: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = normalise_ids(value)
+        elif isinstance(value, list):
+            value = [normalise_ids(v) if isinstance(v, dict) else v for v in value]
+        elif (key == "id" or key.endswith("_id")) and isinstance(value, str) and value.isdigit():
+            value = int(value)
+        result[key] = value
+    return result
+
+
+def parse_page(spec: EndpointSpec, body: Any, headers: Mapping[str, str], *, page: int,
+               per_page: int, seen_before: int) -> Page:
+    items = unwrap(spec, body)
+    total = _int(headers.get("Total"))
+    if not spec.paged:
+        return Page(items, 1, len(items), total, True, headers.get("Date"))
+    per_page = _int(headers.get("Per-Page")) or per_page
+    link = headers.get("Link")
+    is_last = (len(items) < per_page
+               or (total is not None and seen_before + len(items) >= total)
+               or (link is not None and 'rel="next"' not in link))
+    return Page(items, page, per_page, total, is_last, headers.get("Date"))
+
+
+def count_matches(total: int | None, seen: int) -> bool:
+    return total is None or total == seen
+
+
+def iterate_pages(client: ProcoreClient, spec: EndpointSpec, *, budget: BudgetClass | str, company_id: int,
+                  project_id: int | None = None, parent_id: int | None = None,
+                  window: Window | None = None, per_page: int | None = None,
+                  extra: Mapping[str, str] | None = None) -> Iterator[Page]:
+    """Every page of one enumeration; raises TotalMismatch after the last page if counts differ."""
+    path, fixed = spec.list_request(company_id=company_id, project_id=project_id, parent_id=parent_id)
+    size = min(per_page or spec.max_per_page, spec.max_per_page)
+    seen, number, first_total = 0, 1, None
+    while True:
+        params = page_params(spec, fixed, page=number, per_page=size, window=window, extra=extra)
+        body, response = client.get_json(path, budget=budget, params=params, endpoint=f"{spec.kind}:list")
+        page = parse_page(spec, body, response.headers, page=number, per_page=size, seen_before=seen)
+        first_total = page.total if number == 1 else first_total
+        seen += len(page.items)
+        yield page
+        if page.is_last:
+            break
+        number += 1
+    if not count_matches(first_total, seen):
+        raise TotalMismatch(f"{spec.kind}: Total said {first_total}, pages held {seen}", delay_s=1.0,
+                            endpoint=spec.kind)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,14 @@
+"""A faithful Procore simulator: the embedded default and the double every test talks to.
+
+`eva00 sim` (or `python -m eva00.simulator`) starts it; README.md in this folder documents its
+paths, its control API under ``/_sim`` and every switch. Modules, one concept each:
+
+- options: the run-time options (what the CLI and ``/_sim/config`` set)
+- blobs: deterministic files (PDF, JPEG, PNG) generated in blocks, any size, constant memory
+- records / generator: entity payloads and the seeded data set
+- store: records, files and their ground truth; mutations
+- oauth, ratelimit, faults, ledger: the gatekeepers every request passes
+- listing: pages, filters and headers; api: Procore's paths; storage: the signed-URL host
+- webhooks, churn: change over time and its deliveries; control: ``/_sim``
+- server / cli: the HTTP servers and the command line; testing: the subprocess test helper
+"""

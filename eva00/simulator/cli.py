@@ -1,0 +1,149 @@
+"""`eva00 sim` / `python -m eva00.simulator`: start the Procore simulator.
+
+API and login share one server (``http://HOST:PORT``); files are served by a second one
+(``http://STORAGE_HOST:STORAGE_PORT``, by default the other loopback name, so it is a different
+host to any client). With ``--ready-file`` the bases and pid are written as JSON once both serve.
+SIGTERM or SIGINT stops both servers and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from eva00.simulator.options import OptionError, SimOptions, WebhookOptions, parse_window
+from eva00.simulator.web import Request, Response, SimServer, error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = SimOptions()
+    p = argparse.ArgumentParser(prog="eva00 sim", description="Run the Procore simulator (API, login "
+                                "and storage hosts, control API under /_sim). See eva00/simulator/README.md.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default=d.host, help="loopback address to bind both servers to")
+    p.add_argument("--port", type=int, default=d.port, help="API and login port (0 = any free port)")
+    p.add_argument("--storage-port", type=int, default=d.storage_port,
+                   help="storage host port (0 = any free port)")
+    p.add_argument("--storage-link-host", default="",
+                   help="host name in signed storage URLs (default: the other loopback name than --host)")
+    p.add_argument("--company-id", type=int, default=d.company_id, help="the one company's id")
+    p.add_argument("--client-id", default=d.client_id, help="the OAuth client id accepted")
+    p.add_argument("--client-secret", default=d.client_secret, help="the OAuth client secret accepted")
+    p.add_argument("--projects", type=int, default=d.projects, help="projects generated")
+    p.add_argument("--items", type=int, default=d.items, help="records generated in total (about)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the data generator")
+    p.add_argument("--anchor-epoch", type=int, default=0,
+                   help="'now' of the generated data, epoch seconds (0 = today 00:00 UTC)")
+    p.add_argument("--churn", type=float, default=0.0, help="mutations per second in the background")
+    p.add_argument("--rate-limit", default="100/60",
+                   help="N/WINDOW_S sliding window; 'off' disables all limits")
+    p.add_argument("--spike", default="25/10", help="N/WINDOW_S spike window ('off' to disable)")
+    p.add_argument("--hourly", default="off", help="N requests per 3600 s ('off' to disable)")
+    p.add_argument("--drop-connection-ratio", type=float, default=0.0,
+                   help="share of over-limit requests answered by dropping the connection instead of 429")
+    p.add_argument("--lenient", action="store_true",
+                   help="accept what third-party clients send (no company header, token in query, Basic "
+                        "client auth, any Accept)")
+    p.add_argument("--token-lifetime-s", type=float, default=d.token_lifetime_s, help="access token lifetime")
+    p.add_argument("--refresh-idle-expiry-s", type=float, default=None,
+                   help="refresh tokens unused this long expire (default: never)")
+    p.add_argument("--auto-approve", action="store_true",
+                   help="the authorize page approves at once (tests); default shows the approval form")
+    p.add_argument("--file-size-bytes", type=int, default=d.file_size_bytes,
+                   help="typical file size (each file is 0.5x-1.5x of it; thumbnails 5%%)")
+    p.add_argument("--signed-url-ttl-s", type=float, default=d.signed_url_ttl_s, help="signed URL lifetime")
+    p.add_argument("--webhook-retry-base-s", type=float, default=WebhookOptions().retry_base_s,
+                   help="first retry delay of a failed webhook delivery (doubles, capped)")
+    p.add_argument("--ready-file", type=Path, default=None,
+                   help="write {api_base, login_base, storage_base, pid} as JSON here once serving")
+    p.add_argument("--log-level", default="INFO", help="logging level")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> SimOptions:
+    rate_off = str(args.rate_limit).strip().lower() == "off"
+    options = SimOptions(
+        host=args.host, port=args.port, storage_port=args.storage_port, company_id=args.company_id,
+        client_id=args.client_id, client_secret=args.client_secret, projects=args.projects,
+        items=args.items, seed=args.seed, file_size_bytes=args.file_size_bytes,
+        anchor_epoch=args.anchor_epoch,
+        lenient=args.lenient, token_lifetime_s=args.token_lifetime_s,
+        refresh_idle_expiry_s=args.refresh_idle_expiry_s, auto_approve=args.auto_approve,
+        rate_limit=None if rate_off else parse_window(args.rate_limit, "rate_limit"),
+        spike=None if rate_off else parse_window(args.spike, "spike"),
+        hourly=None if rate_off or args.hourly == "off" else parse_window(f"{args.hourly}/3600", "hourly"),
+        drop_connection_ratio=args.drop_connection_ratio, signed_url_ttl_s=args.signed_url_ttl_s,
+        storage_link_host=args.storage_link_host, churn_per_s=args.churn)
+    options.webhooks.retry_base_s = args.webhook_retry_base_s
+    if options.projects < 1 or options.items < 0 or options.file_size_bytes < 0:
+        raise OptionError("--projects must be at least 1, --items and --file-size-bytes not negative")
+    return options
+
+
+def main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options = options_from(args)
+    except OptionError as exc:
+        print(f"eva00 sim: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        api_server = SimServer((options.host, options.port), _starting, _unrecorded)
+        storage_server = SimServer((options.host, options.storage_port), _starting, _unrecorded)
+    except OSError as exc:
+        print(f"eva00 sim: cannot listen: {exc}", file=sys.stderr)
+        return 3
+    return _serve(options, api_server, storage_server, args.ready_file, started)
+
+
+def _starting(req: Request) -> Response:
+    return error(503, "starting")
+
+
+def _unrecorded(req: Request, response: Response, sent: int) -> None:
+    return None
+
+
+def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer, ready: Path | None,
+           started: float) -> int:
+    from eva00.simulator.app import Simulator
+
+    api_base = f"http://{options.host}:{api_server.port}"
+    storage_base = f"http://{options.link_host()}:{storage_server.port}"
+    sim = Simulator(options, api_base, storage_base)
+    api_server.handler, api_server.recorder = sim.handle_api, sim.record_api
+    storage_server.handler, storage_server.recorder = sim.handle_storage, sim.record_storage
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+               for s in (api_server, storage_server)]
+    for thread in threads:
+        thread.start()
+    sim.start()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if ready is not None:
+        info = {"api_base": api_base, "login_base": api_base, "storage_base": storage_base,
+                "pid": os.getpid()}
+        tmp = ready.with_suffix(ready.suffix + ".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(ready)
+    logging.getLogger("eva00.simulator").info(
+        "serving API and login on %s, storage on %s: %d projects, %d records, %d files, ready in %.2f s",
+        api_base, storage_base, options.projects, sim.store.count(), len(sim.blobs),
+        time.monotonic() - started)
+    stop.wait()
+    sim.stop()
+    for server in (api_server, storage_server):
+        server.shutdown()
+        server.server_close()
+    return 0

@@ -1,0 +1,160 @@
+"""The webhooks API on the API host: hooks (company or project scope), their triggers, their
+deliveries, and the list of resources that offer events."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eva00.simulator.web import HttpError, Request, Response, json_response
+
+if TYPE_CHECKING:
+    from eva00.simulator.app import Simulator
+    from eva00.simulator.webhooks import Hook
+
+BASE = r"/rest/v1\.0/webhooks"
+
+
+def _body(req: Request) -> dict[str, Any]:
+    if not req.body:
+        return {}
+    try:
+        data = orjson.loads(req.body)
+    except orjson.JSONDecodeError:
+        raise HttpError(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "the request body must be a JSON object")
+    return data
+
+
+def _scope(sim: Simulator, req: Request, body: dict[str, Any]) -> tuple[int, int | None]:
+    company = body.get("company_id") or req.q("company_id")
+    project = body.get("project_id") or req.q("project_id")
+    if project is not None:
+        from eva00.simulator.api import project_scope
+
+        return sim.options.company_id, project_scope(sim, req, str(project))
+    if company is None:
+        raise HttpError(400, "company_id or project_id is required")
+    if str(company) != str(sim.options.company_id):
+        raise HttpError(403, "App is not connected to this company")
+    return int(company), None
+
+
+def _hook(sim: Simulator, req: Request, params: dict[str, str], body: dict[str, Any]) -> Hook:
+    company, project = _scope(sim, req, body)
+    hook = sim.webhooks.hooks.get(int(params["hook"]))
+    if hook is None or hook.company_id != company or (project is not None and hook.project_id != project):
+        raise HttpError(404, "Hook not found")
+    return hook
+
+
+def list_hooks(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    company, project = _scope(sim, req, {})
+    namespace = req.q("namespace")
+    hooks = [h.to_json() for h in sim.webhooks.hooks.values()
+             if h.company_id == company and h.project_id == project
+             and (namespace is None or h.namespace == namespace)]
+    return json_response(200, hooks)
+
+
+def create_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    body = _body(req)
+    company, project = _scope(sim, req, body)
+    spec = body.get("hook")
+    if not isinstance(spec, dict):
+        raise HttpError(400, "hook is required")
+    try:
+        hook = sim.webhooks.add_hook(company, project, spec)
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from None
+    return json_response(201, hook.to_json())
+
+
+def show_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    return json_response(200, _hook(sim, req, params, {}).to_json())
+
+
+def update_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    body = _body(req)
+    hook = _hook(sim, req, params, body)
+    try:
+        sim.webhooks.update_hook(hook, body.get("hook") or {})
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from None
+    return json_response(200, hook.to_json())
+
+
+def delete_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    hook = _hook(sim, req, params, _body(req))
+    with sim.webhooks.lock:
+        sim.webhooks.hooks.pop(hook.id, None)
+    return Response(204, b"")
+
+
+def list_triggers(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    return json_response(200, _hook(sim, req, params, {}).triggers)
+
+
+def create_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    body = _body(req)
+    hook = _hook(sim, req, params, body)
+    spec = body.get("trigger")
+    if not isinstance(spec, dict):
+        raise HttpError(400, "trigger is required")
+    try:
+        return json_response(201, sim.webhooks.add_trigger(hook, spec))
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from None
+
+
+def delete_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    hook = _hook(sim, req, params, _body(req))
+    before = len(hook.triggers)
+    hook.triggers[:] = [t for t in hook.triggers if t["id"] != int(params["trigger"])]
+    if len(hook.triggers) == before:
+        raise HttpError(404, "Trigger not found")
+    return Response(204, b"")
+
+
+def list_deliveries(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    from eva00.simulator.listing import positive_int
+
+    hook = _hook(sim, req, params, {})
+    wanted = req.q("filters[status]") or "any"
+    found = [d for d in reversed(sim.webhooks.deliveries) if d.hook_id == hook.id
+             and (wanted == "any" or d.status == wanted)]
+    page, per_page = positive_int(req, "page", 1), min(positive_int(req, "per_page", 100), 1000)
+    chosen = found[(page - 1) * per_page:page * per_page]
+    return json_response(200, [d.to_json() for d in chosen],
+                         [("Total", str(len(found))), ("Per-Page", str(per_page))])
+
+
+def resources(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    from eva00.simulator.webhooks import offered_resources
+
+    _scope(sim, req, {})
+    return json_response(200, offered_resources())
+
+
+def _c(pattern: str) -> re.Pattern[str]:
+    return re.compile(BASE + pattern + r"/?\Z")
+
+
+Handler = Callable[["Simulator", Request, dict[str, str]], Response]
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    ("GET", _c("/hooks"), list_hooks),
+    ("POST", _c("/hooks"), create_hook),
+    ("GET", _c(r"/hooks/(?P<hook>\d+)"), show_hook),
+    ("PATCH", _c(r"/hooks/(?P<hook>\d+)"), update_hook),
+    ("PUT", _c(r"/hooks/(?P<hook>\d+)"), update_hook),
+    ("DELETE", _c(r"/hooks/(?P<hook>\d+)"), delete_hook),
+    ("GET", _c(r"/hooks/(?P<hook>\d+)/triggers"), list_triggers),
+    ("POST", _c(r"/hooks/(?P<hook>\d+)/triggers"), create_trigger),
+    ("DELETE", _c(r"/hooks/(?P<hook>\d+)/triggers/(?P<trigger>\d+)"), delete_trigger),
+    ("GET", _c(r"/hooks/(?P<hook>\d+)/deliveries"), list_deliveries),
+    ("GET", _c("/resources"), resources),
+]

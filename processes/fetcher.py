@@ -1,0 +1,17 @@
+"""supervisord program: a fetcher (poll jobs -> pages; priority stream before scheduled work)."""
+
+from eva00 import keys
+from eva00.config import load_or_exit
+from eva00.fetcher import Fetcher
+from eva00.procore import build_client
+from eva00.runtime import connect, setup_logging
+from eva00.stage import Stage
+
+settings = load_or_exit()
+setup_logging("fetcher", settings)
+client, pool = connect(settings, "fetcher")
+fetcher = Fetcher(settings, build_client(settings, client, pool), client)
+inputs = [(keys.STREAM_SYNC_PRIORITY, keys.GROUP_FETCHERS), (keys.STREAM_SYNC_SCHEDULED, keys.GROUP_FETCHERS)]
+stage = Stage("fetcher", settings, client, pool, inputs, fetcher)
+stage.install_signal_handlers()
+raise SystemExit(stage.run())

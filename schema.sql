@@ -1,0 +1,385 @@
+-- EVA-00 Sync: the replica's schema.
+--
+-- Applied by `eva00 db init` and by every stage at start, under an advisory lock (eva00/db.py), so
+-- it must stay idempotent: CREATE ... IF NOT EXISTS, CREATE OR REPLACE FUNCTION/VIEW/TRIGGER
+-- (PostgreSQL >= 14) and, for later additions, ALTER TABLE ... ADD COLUMN IF NOT EXISTS. Nothing
+-- here may ever DROP or rewrite data: construction records are legal documents.
+--
+-- Entity tables hold every record ever seen, soft-deleted ones included; the `live` schema shows
+-- what exists in Procore today. Kind names and their tables are the contract of eva00/kinds.py;
+-- tests/integration/test_schema.py fails when the two disagree.
+
+-- "relation already exists, skipping" on every stage start is noise, not news.
+SET LOCAL client_min_messages = warning;
+
+CREATE SCHEMA IF NOT EXISTS live;
+
+-- ---------------------------------------------------------------------------------------------
+-- Guards shared by the protected tables
+-- ---------------------------------------------------------------------------------------------
+
+-- BEFORE DELETE (row) and BEFORE TRUNCATE (statement) on every table of legal records. The
+-- optional argument says what to do instead. restrict_violation is an integrity error, so a
+-- caller that tries sees a bug to fix, not an outage to wait out.
+CREATE OR REPLACE FUNCTION eva00_refuse_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'eva00: % rows are legal records and are never deleted%', TG_TABLE_NAME,
+        CASE WHEN TG_NARGS > 0 THEN '; ' || TG_ARGV[0] ELSE '' END
+        USING ERRCODE = 'restrict_violation';
+END
+$$;
+
+-- AFTER INSERT / AFTER UPDATE (statement, with the new rows as a transition table) on every
+-- entity table: each payload a row ever held is kept in record_versions, whoever wrote it (the
+-- differ, the PDF importer, an operator's fix). A statement trigger costs one anti-join per
+-- statement instead of one call per row. NOT EXISTS first, so rows already known never draw a
+-- value from the id sequence; ON CONFLICT covers a concurrent writer of the same version.
+CREATE OR REPLACE FUNCTION eva00_keep_versions() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO record_versions (entity_type, kind, procore_id, project_id, payload_hash, payload,
+                                 source)
+    SELECT TG_TABLE_NAME, n.kind, n.procore_id, n.project_id, n.payload_hash, n.payload, n.source
+      FROM new_rows n
+     WHERE NOT EXISTS (SELECT 1 FROM record_versions v
+                        WHERE v.kind = n.kind AND v.procore_id = n.procore_id
+                          AND coalesce(v.project_id, 0) = coalesce(n.project_id, 0)
+                          AND v.payload_hash = n.payload_hash)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+-- Refuse DELETE and TRUNCATE on one table.
+CREATE OR REPLACE FUNCTION eva00_protect(target regclass, instead text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    name text := (SELECT relname FROM pg_class WHERE oid = target);
+    args text := CASE WHEN instead IS NULL THEN '' ELSE quote_literal(instead) END;
+BEGIN
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE DELETE ON %s FOR EACH ROW'
+                   ' EXECUTE FUNCTION eva00_refuse_delete(%s)', name || '_no_delete', target, args);
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT'
+                   ' EXECUTE FUNCTION eva00_refuse_delete(%s)', name || '_no_truncate', target, args);
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- History and files
+-- ---------------------------------------------------------------------------------------------
+
+-- Every distinct payload ever seen per record, stale fetches included.
+CREATE TABLE IF NOT EXISTS record_versions (
+    id bigserial PRIMARY KEY,
+    entity_type text NOT NULL,  -- the entity table's name
+    kind text NOT NULL,
+    procore_id bigint NOT NULL,
+    project_id bigint,
+    payload_hash text NOT NULL,
+    payload jsonb NOT NULL,
+    source text NOT NULL CHECK (source IN ('api', 'webhook', 'pdf_import')),
+    first_seen_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS record_versions_identity
+    ON record_versions (kind, procore_id, (coalesce(project_id, 0)), payload_hash);
+
+-- File bytes by content: one row per distinct SHA-256, stored once however many records link it.
+CREATE TABLE IF NOT EXISTS files (
+    sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+    content_type text,
+    storage_path text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Which record field points at which file version, and where its download stands.
+-- status: pending -> downloaded | failed | expired (a signed URL that ran out; re-fetch the record).
+CREATE TABLE IF NOT EXISTS record_files (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL,
+    procore_id bigint NOT NULL,
+    project_id bigint,
+    url_field text NOT NULL,  -- 'pdf_url', 'url', 'attachments[id=12].url', ...
+    procore_file_id text,
+    procore_version_id text,
+    source_url text,
+    expected_size_bytes bigint,
+    sha256 text REFERENCES files (sha256),
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'downloaded', 'failed', 'expired')),
+    attempts int NOT NULL DEFAULT 0,
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS record_files_identity
+    ON record_files (kind, procore_id, (coalesce(project_id, 0)), url_field,
+                     (coalesce(procore_file_id, '')), (coalesce(procore_version_id, '')));
+-- The downloaders' work list, oldest first; it stays small however large the table grows.
+CREATE INDEX IF NOT EXISTS record_files_pending ON record_files (id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS record_files_sha256 ON record_files (sha256);
+
+CREATE TABLE IF NOT EXISTS thumbnails (
+    source_sha256 text NOT NULL REFERENCES files (sha256),
+    variant text NOT NULL DEFAULT 'default',  -- room for several sizes of one source
+    thumbnail_sha256 text NOT NULL REFERENCES files (sha256),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_sha256, variant)
+);
+
+CREATE TABLE IF NOT EXISTS file_texts (
+    sha256 text PRIMARY KEY REFERENCES files (sha256),
+    text text NOT NULL,
+    -- The two-argument to_tsvector is immutable, as a generated column requires.
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS file_texts_tsv ON file_texts USING gin (tsv);
+
+SELECT eva00_protect('record_versions');
+SELECT eva00_protect('files');
+SELECT eva00_protect('record_files');
+SELECT eva00_protect('thumbnails');
+SELECT eva00_protect('file_texts');
+
+-- ---------------------------------------------------------------------------------------------
+-- Entity tables: one per family, identical common columns, built from one definition
+-- ---------------------------------------------------------------------------------------------
+
+DO $entities$
+DECLARE
+    family record;
+    union_sql text := '';
+BEGIN
+    FOR family IN SELECT * FROM (VALUES
+        ('projects', ARRAY['project']),
+        ('companies', ARRAY['vendor']),
+        ('contacts', ARRAY['company_user', 'project_user']),
+        ('spec_sections', ARRAY['spec_section', 'spec_section_revision']),
+        ('submittals', ARRAY['submittal']),
+        ('rfis', ARRAY['rfi']),
+        ('change_orders', ARRAY['change_event', 'change_order_package', 'potential_change_order',
+                                'prime_change_order']),
+        ('meetings', ARRAY['meeting']),
+        ('drawings', ARRAY['drawing_area', 'drawing', 'drawing_set']),
+        ('drawing_revisions', ARRAY['drawing_revision']),
+        ('photos', ARRAY['image', 'image_category']),
+        ('documents', ARRAY['document']),
+        ('daily_logs', ARRAY['daily_log_header', 'manpower_log', 'notes_log', 'weather_log',
+                             'delivery_log']),
+        ('schedule_tasks', ARRAY['task'])
+    ) AS f (entity_table, kinds)
+    LOOP
+        EXECUTE format($table$
+            CREATE TABLE IF NOT EXISTS %1$I (
+                id bigserial PRIMARY KEY,
+                kind text NOT NULL CONSTRAINT %2$I CHECK (kind = ANY (%3$L::text[])),
+                procore_id bigint NOT NULL,
+                project_id bigint,  -- NULL for company-level kinds
+                payload jsonb NOT NULL,
+                payload_hash text NOT NULL,
+                procore_updated_at timestamptz,
+                -- Procore's Date header of the fetch that produced the payload: a row is never
+                -- overwritten by a fetch older than this (server clock, not ours).
+                fetched_at timestamptz NOT NULL,
+                first_seen_at timestamptz NOT NULL DEFAULT now(),
+                local_updated_at timestamptz NOT NULL DEFAULT now(),
+                is_deleted boolean NOT NULL DEFAULT false,
+                deleted_at timestamptz,
+                delete_pending boolean NOT NULL DEFAULT false,  -- a delete webhook awaits its check
+                source text NOT NULL CHECK (source IN ('api', 'webhook', 'pdf_import'))
+            )$table$, family.entity_table, family.entity_table || '_kind_check', family.kinds);
+
+        -- Project users repeat across projects; every other id is globally unique anyway.
+        EXECUTE format('CREATE UNIQUE INDEX IF NOT EXISTS %I ON %I'
+                       ' (kind, procore_id, (coalesce(project_id, 0)))',
+                       family.entity_table || '_identity', family.entity_table);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (project_id, kind)',
+                       family.entity_table || '_project_kind', family.entity_table);
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (procore_updated_at)',
+                       family.entity_table || '_procore_updated_at', family.entity_table);
+
+        -- The PDF log importer matches RFIs and submittals by project and number.
+        IF family.entity_table IN ('rfis', 'submittals') THEN
+            EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS number text'
+                           ' GENERATED ALWAYS AS (payload->>''number'') STORED',
+                           family.entity_table);
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (project_id, number)',
+                           family.entity_table || '_project_number', family.entity_table);
+        END IF;
+
+        PERFORM eva00_protect(family.entity_table::regclass, 'set is_deleted instead');
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %I'
+                       ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT'
+                       ' EXECUTE FUNCTION eva00_keep_versions()',
+                       family.entity_table || '_versions_insert', family.entity_table);
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON %I'
+                       ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT'
+                       ' EXECUTE FUNCTION eva00_keep_versions()',
+                       family.entity_table || '_versions_update', family.entity_table);
+
+        -- Analysts query live.<table>; the table itself keeps everything.
+        EXECUTE format('CREATE OR REPLACE VIEW live.%1$I AS SELECT * FROM %1$I WHERE NOT is_deleted',
+                       family.entity_table);
+
+        union_sql := union_sql || CASE WHEN union_sql = '' THEN '' ELSE ' UNION ALL ' END
+            || format('SELECT %1$L::text AS entity_type, kind, procore_id, project_id, payload,'
+                      ' payload_hash, procore_updated_at, is_deleted FROM %1$I', family.entity_table);
+    END LOOP;
+
+    -- Every record of every entity table, for generic readers and verification.
+    EXECUTE 'CREATE OR REPLACE VIEW replica_records AS ' || union_sql;
+END
+$entities$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Sync bookkeeping
+-- ---------------------------------------------------------------------------------------------
+
+-- Incremental cursors: the server time up to which a kind (in a project) is known complete.
+CREATE TABLE IF NOT EXISTS sync_cursors (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL,
+    project_id bigint,
+    cursor_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_cursors_identity
+    ON sync_cursors (kind, (coalesce(project_id, 0)));
+
+-- Full-sync checkpoints, so an interrupted full sync resumes at its first missing page.
+CREATE TABLE IF NOT EXISTS sync_progress (
+    id bigserial PRIMARY KEY,
+    run_id text NOT NULL,
+    kind text NOT NULL,
+    project_id bigint,
+    page int NOT NULL,
+    pages_total int,
+    status text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_progress_identity
+    ON sync_progress (run_id, kind, (coalesce(project_id, 0)), page);
+
+-- The differ's record of committed pages: one row per (poll, page) makes a redelivered page
+-- recognisable, and the last page's row says whether the poll was complete.
+CREATE TABLE IF NOT EXISTS poll_pages (
+    poll_id text NOT NULL,
+    page int NOT NULL,
+    kind text NOT NULL,
+    project_id bigint,
+    mode text NOT NULL,
+    is_last boolean NOT NULL DEFAULT false,
+    pages_total int,
+    complete boolean NOT NULL DEFAULT false,
+    window_to timestamptz,
+    run_id text NOT NULL DEFAULT '',
+    items int NOT NULL DEFAULT 0,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    PRIMARY KEY (poll_id, page)
+);
+CREATE INDEX IF NOT EXISTS poll_pages_committed_at ON poll_pages (committed_at);
+
+-- Ids seen by a delete-reconciliation poll, page by page, until its last page commits.
+CREATE TABLE IF NOT EXISTS reconcile_seen (
+    poll_id text NOT NULL,
+    procore_id bigint NOT NULL,
+    PRIMARY KEY (poll_id, procore_id)
+);
+
+-- What the sync did to which record. Not a legal record itself: archived, then pruned.
+CREATE TABLE IF NOT EXISTS sync_log (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    kind text,
+    procore_id bigint,
+    project_id bigint,
+    direction text NOT NULL DEFAULT 'in' CHECK (direction IN ('in', 'out')),
+    action text NOT NULL,  -- insert, update, stale, conflict, restore, soft_delete, ...
+    result text,
+    payload_hash text,
+    detail jsonb
+);
+CREATE INDEX IF NOT EXISTS sync_log_at ON sync_log (at);
+CREATE INDEX IF NOT EXISTS sync_log_record ON sync_log (kind, procore_id);
+
+-- ---------------------------------------------------------------------------------------------
+-- Operations
+-- ---------------------------------------------------------------------------------------------
+
+-- open -> acknowledged -> resolved; while not resolved, one row per key counts occurrences.
+CREATE TABLE IF NOT EXISTS alerts (
+    id bigserial PRIMARY KEY,
+    alert_key text NOT NULL,
+    severity text NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    message text NOT NULL,
+    details jsonb NOT NULL DEFAULT '{}',
+    status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged', 'resolved')),
+    opened_at timestamptz NOT NULL DEFAULT now(),
+    acknowledged_at timestamptz,
+    resolved_at timestamptz,
+    last_seen_at timestamptz NOT NULL DEFAULT now(),
+    occurrences int NOT NULL DEFAULT 1
+);
+-- eva00/alerts.py's ON CONFLICT (alert_key) WHERE status <> 'resolved' names this index.
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open_key ON alerts (alert_key) WHERE status <> 'resolved';
+
+CREATE TABLE IF NOT EXISTS oauth_tokens (
+    name text PRIMARY KEY DEFAULT 'default',
+    auth_mode text,
+    access_token text,
+    access_expires_at timestamptz,
+    refresh_token text,
+    -- Bumped by every refresh: a process holding an older generation knows its token is stale.
+    generation bigint NOT NULL DEFAULT 0,
+    obtained_at timestamptz,
+    last_refreshed_at timestamptz,
+    last_error text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- status: received -> enqueued | ignored; enqueued -> processed (eva00/webhooks/intake.py).
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id bigserial PRIMARY KEY,
+    event_key text NOT NULL UNIQUE,  -- Procore's ulid, or its id
+    received_at timestamptz NOT NULL DEFAULT now(),
+    company_id bigint,
+    project_id bigint,
+    resource_name text,
+    resource_id bigint,
+    event_type text,
+    api_version text,
+    payload jsonb,
+    status text NOT NULL DEFAULT 'received'
+        CHECK (status IN ('received', 'enqueued', 'ignored', 'processed')),
+    detail text
+);
+-- Events a crash left unfinished, for the intake's requeue.
+CREATE INDEX IF NOT EXISTS webhook_events_received
+    ON webhook_events (received_at) WHERE status = 'received';
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id bigserial PRIMARY KEY,
+    stream text NOT NULL,
+    group_name text,
+    message_id text NOT NULL,
+    fields jsonb,
+    error text,
+    deliveries int,
+    at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream, message_id)
+);
+
+-- The hash of each show-backed record's LIST entry (RFIs, submittals): the fetcher calls the
+-- show endpoint only for records whose list entry changed since the last fetch.
+CREATE TABLE IF NOT EXISTS list_hashes (
+    kind text NOT NULL,
+    procore_id bigint NOT NULL,
+    project_id bigint,
+    list_hash text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS list_hashes_identity
+    ON list_hashes (kind, procore_id, (coalesce(project_id, 0)));
