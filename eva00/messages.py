@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -89,7 +90,7 @@ def decode(fields: Fields) -> Message:
 
 # --- the pipeline's messages ---
 
-class BudgetClass:
+class BudgetClass(str, Enum):
     """Rate-limit budget a poll is charged to (eva00/procore/limiter.py)."""
 
     SCHEDULED = "scheduled"

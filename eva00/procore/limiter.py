@@ -24,20 +24,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 
 import redis
 
 from eva00.config import Settings
+from eva00.messages import BudgetClass
 from eva00.procore import limiter_lua
 from eva00.procore.redis_keys import DEFAULT_KEYS, ProcoreKeys
-
-
-class BudgetClass(str, Enum):
-    SCHEDULED = "scheduled"
-    WEBHOOK = "webhook"
-    ON_DEMAND = "on_demand"
-
 
 CLASSES = (BudgetClass.SCHEDULED, BudgetClass.WEBHOOK, BudgetClass.ON_DEMAND)
 PRIORITY = {BudgetClass.SCHEDULED: 0, BudgetClass.WEBHOOK: 1, BudgetClass.ON_DEMAND: 1}

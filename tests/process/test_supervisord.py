@@ -88,8 +88,15 @@ def test_supervisorctl_from_the_repo_root_talks_to_the_stack(running_stack: Sett
 
 
 def _configured_programs() -> set[str]:
+    """Process names supervisord will run: a program with numprocs=N runs NAME-0 .. NAME-(N-1)."""
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
     names = set()
-    for line in (ROOT / "supervisord.conf").read_text().splitlines():
-        if line.startswith("[program:"):
-            names.add(line.strip()[len("[program:"):-1])
+    for section in parser.sections():
+        if section.startswith("program:"):
+            name = section[len("program:"):]
+            count = int(parser.get(section, "numprocs", fallback="1"))
+            names |= {name} if count == 1 else {f"{name}-{n}" for n in range(count)}
     return names
