@@ -100,13 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_db_init)
     sub.add_parser("config", help="print every configuration variable (Markdown)").set_defaults(
         func=cmd_config)
-    sub.add_parser("sim", help="run the Procore simulator (eva00 sim --help)")
-    sub.add_parser("auth", help="OAuth login and status (eva00 auth --help)")
+    for name, text in DELEGATED_HELP.items():
+        sub.add_parser(name, help=f"{text} (eva00 {name} --help)")
     return parser
 
 
 # Subcommands with parsers of their own: argparse.REMAINDER would not pass on their --options.
-DELEGATED = {"sim": "eva00.simulator.cli", "auth": "eva00.procore.cli_auth"}
+DELEGATED = {
+    "sim": "eva00.simulator.cli",
+    "auth": "eva00.procore.cli_auth",
+    "sync": "eva00.ondemand",
+    "full-sync": "eva00.fullsync_cli",
+    "webhooks": "eva00.webhooks.cli",
+    "import": "eva00.pdf_import.cli",
+    "search": "eva00.search",
+    "status": "eva00.status",
+    "archive": "eva00.archive",
+}
+DELEGATED_HELP = {
+    "sim": "run the Procore simulator",
+    "auth": "OAuth login (authorization code) and token status",
+    "sync": "on-demand refresh of an entity type, a project or one record",
+    "full-sync": "the initial full sync in four phases, resumable",
+    "webhooks": "register, inspect or remove our Procore webhook",
+    "import": "import Procore PDF logs and submittal cover sheets",
+    "search": "full-text search over records and file text",
+    "status": "sync status in the terminal (--json for scripts)",
+    "archive": "archive old sync_log rows to compressed monthly files",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
