@@ -163,3 +163,37 @@ def test_a_forbidden_project_fails_alone_and_deletes_nothing(
         alert = conn.execute("SELECT severity FROM alerts WHERE alert_key = %s",
                              (f"project-forbidden:{project}",)).fetchone()
     assert alert == ("warning",)
+
+
+def test_an_on_demand_refresh_of_one_rfi_fetches_only_that_rfi(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str,
+        redis_client: redis.Redis) -> None:
+    from eva00.ondemand import build_jobs, enqueue
+
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        rfi_id, project_id = conn.execute("SELECT procore_id, project_id FROM rfis LIMIT 1").fetchone()
+    sim.mutate("update", "rfi", id=rfi_id, project_id=project_id)
+    seq = max(e["seq"] for e in sim.ledger())
+    enqueue(redis_client, build_jobs(["rfi"], [project_id], rfi_id, now=0.0))
+    pipeline.drain()
+    calls = [e["path"] for e in sim.ledger(since_seq=seq) if e["host"] == "api" and "oauth" not in e["path"]]
+    assert calls == [f"/rest/v1.0/projects/{project_id}/rfis/{rfi_id}"]
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+
+
+def test_redis_wiped_mid_sync_still_converges(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str,
+        redis_client: redis.Redis) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.scheduler.tick_family("projects")
+    pipeline.drain()
+    for family in FAMILY_KINDS:
+        pipeline.scheduler.tick_family(family)
+    for _ in range(15):
+        pipeline.fetcher.step()
+        pipeline.differ.step()
+    redis_client.flushall()
+    pipeline.sync_everything()
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
