@@ -37,6 +37,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _lossy_text(value: bytes | str) -> str:
+    """For copying a field name of any entry, even one that is not UTF-8 (a poison message)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
 def _is_nogroup(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
 
@@ -50,6 +55,8 @@ class Bus:
         self.maxlen = maxlen
         # Streams whose own pending entries (from before a restart) are drained.
         self._own_pending_done: set[tuple[str, str]] = set()
+        # While draining: the last own pending id handed out, so each is re-read once.
+        self._own_pending_after: dict[tuple[str, str], str] = {}
 
     # --- groups ---
 
@@ -64,14 +71,19 @@ class Bus:
     # --- reading ---
 
     def read(self, stream: str, group: str, *, count: int, block_ms: int | None) -> list[Delivery]:
-        """This consumer's own pending entries first (left by a crash), then new ones."""
+        """This consumer's own pending entries first (left by a crash), each once; then new ones."""
         key = (stream, group)
         try:
             if key not in self._own_pending_done:
-                own = self._read(stream, group, "0", count, None)
+                # Each own pending entry once, in id order. One that fails again stays pending
+                # and comes back through reclaim() after claim_idle_ms like any other failure;
+                # re-reading from "0" would redeliver it at once and burn its max_deliveries.
+                own = self._read(stream, group, self._own_pending_after.get(key, "0"), count, None)
                 if own:
+                    self._own_pending_after[key] = own[-1][0]
                     return self._with_counts(stream, group, own)
                 self._own_pending_done.add(key)
+                self._own_pending_after.pop(key, None)
             fresh = self._read(stream, group, ">", count, block_ms)
             return [Delivery(stream, group, entry_id, fields, 1) for entry_id, fields in fresh]
         except redis.ResponseError as exc:
@@ -79,8 +91,12 @@ class Bus:
                 raise
             log.warning("group %s on %s is gone (Redis lost its data?); recreating", group, stream)
             self.ensure_group(stream, group)
-            self._own_pending_done.discard(key)
+            self._reread_own_pending(key)
             return []
+
+    def _reread_own_pending(self, key: tuple[str, str]) -> None:
+        self._own_pending_done.discard(key)
+        self._own_pending_after.pop(key, None)
 
     def _read(self, stream: str, group: str, start: str, count: int,
               block_ms: int | None) -> list[tuple[str, Fields]]:
@@ -104,18 +120,29 @@ class Bus:
             self.ensure_group(stream, group)
             return []
         claimed = [(_text(entry_id), fields or {}) for entry_id, fields in answer[1] if entry_id]
+        if len(claimed) < len(answer[1]):
+            # Redis 6.2 claims an entry whose data was deleted (XDEL, MAXLEN) but answers nil
+            # without its id, so it would sit in our pending list forever (and stop trim()).
+            # Re-reading our own pending list returns it with its id and no fields: it is then
+            # dead-lettered as poison and acknowledged. (Redis 7 drops such entries itself.)
+            log.warning("%s/%s: reclaimed entries whose data was deleted", stream, group)
+            self._reread_own_pending((stream, group))
         return self._with_counts(stream, group, claimed)
 
     def _with_counts(self, stream: str, group: str,
                      entries: Sequence[tuple[str, Fields]]) -> list[Delivery]:
         if not entries:
             return []
+        # One exact lookup per entry: a range from the first to the last id could hold more of
+        # this consumer's other pending entries than any COUNT, and a count that silently fell
+        # back to 1 would let a failing message escape max_deliveries.
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, _fields in entries:
+            pipe.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
         counts = {}
-        pending: Any = self.redis.xpending_range(stream, group, min=entries[0][0],
-                                              max=entries[-1][0], count=len(entries) * 4 + 10,
-                                              consumername=self.consumer)
-        for item in pending:
-            counts[_text(item["message_id"])] = int(item["times_delivered"])
+        for answer in pipe.execute():
+            for item in answer:
+                counts[_text(item["message_id"])] = int(item["times_delivered"])
         return [Delivery(stream, group, entry_id, fields, counts.get(entry_id, 1))
                 for entry_id, fields in entries]
 
@@ -131,7 +158,7 @@ class Bus:
         pipe.execute()
 
     def dead_letter(self, delivery: Delivery, error: str) -> None:
-        fields = {**{_text(k): v for k, v in delivery.fields.items()},
+        fields = {**{_lossy_text(k): v for k, v in delivery.fields.items()},
                   "dl_stream": delivery.stream, "dl_group": delivery.group,
                   "dl_id": delivery.entry_id, "dl_error": error[:2000],
                   "dl_deliveries": str(delivery.times_delivered)}
@@ -192,8 +219,8 @@ def trim(client: redis.Redis, stream: str, keep_at_least: int) -> int:
     length = int(client.xlen(stream))
     if length <= keep_at_least:
         return 0
-    # Never cut into the newest keep_at_least entries either.
-    recent: Any = client.xrevrange(stream, count=keep_at_least)
+    # Never cut into the newest keep_at_least entries either. (COUNT 0 would mean "all".)
+    recent: Any = client.xrevrange(stream, count=keep_at_least) if keep_at_least > 0 else []
     if recent:
         oldest_recent = _parse_id(_text(recent[-1][0]))
         floor_id = min(_parse_id(floor), oldest_recent)

@@ -5,8 +5,9 @@ PostgreSQL transaction; only after COMMIT does one Redis MULTI add the downstrea
 acknowledge the upstream one. A crash before COMMIT rolls back and the entry is redelivered; a
 crash between COMMIT and the MULTI redelivers an entry whose effect is already there, and the
 handler, being idempotent, changes nothing and forwards what the committed rows say. After
-``max_deliveries`` an entry goes to the dead letters (stream and table) and the stage goes on.
-SIGTERM finishes the current message and exits 0, leaving nothing pending for this consumer.
+``max_deliveries`` an entry goes to the dead letters (stream and table, with its last error) and
+the stage goes on. SIGTERM finishes the current message and the rest of its batch (already
+delivered to this consumer) and exits 0, leaving nothing pending for this consumer.
 Redis or PostgreSQL outages are waited out in-process with capped backoff.
 """
 
@@ -36,6 +37,23 @@ from eva00.messages import Message, decode
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _pg_text(value: bytes | str) -> str:
+    """Any bytes as text PostgreSQL accepts (text and jsonb refuse NUL; keys may not be UTF-8)."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return text.replace("\x00", "\ufffd")
+
+
+# SQLSTATEs psycopg files under OperationalError that are about the statement, not the server:
+# program limits (class 54, e.g. an index row too large for this message's payload) and a
+# cancelled statement (57014, statement_timeout). Waiting them out in-process would stall the
+# stage on one message forever; as failures of the message they are retried, then dead-lettered.
+_STATEMENT_SQLSTATES = ("54", "57014")
+
+
+def _pg_unavailable(exc: psycopg.Error) -> bool:
+    return is_pg_outage(exc) and not (exc.sqlstate or "").startswith(_STATEMENT_SQLSTATES)
 
 
 class Handler(Protocol):
@@ -105,10 +123,11 @@ class Stage:
     def step(self) -> int:
         """Handle what one read returns; returns how many entries were handled."""
         deliveries = self._until_redis_ok(self._next_batch)
+        # Every entry of the batch is already in this consumer's pending list, so a SIGTERM
+        # mid-batch still finishes the batch (at most EVA00_STREAM_BATCH entries): exiting
+        # after the current one would leave the rest pending until a restart or a reclaim.
         for delivery in deliveries:
             self.process(delivery)
-            if self.stopping:
-                break
         self._housekeeping()
         return len(deliveries)
 
@@ -168,12 +187,14 @@ class Stage:
             # and the delivery count moves it to the dead letters if it never succeeds.
             self.stats.failed += 1
             log.warning("%s: %s will be retried: %s", self.name, delivery.entry_id, exc)
+            self._dead_letter_if_last(delivery, exc)
             return
         except Exception as exc:
             self.stats.failed += 1
             self.stats.errors.append(repr(exc))
             log.exception("%s: %s failed (delivery %d)", self.name, delivery.entry_id,
                           delivery.times_delivered)
+            self._dead_letter_if_last(delivery, exc)
             return
         self._until_redis_ok(lambda: self.bus.forward(delivery, outgoing))
         self.stats.handled += 1
@@ -182,11 +203,18 @@ class Stage:
         with self.pool.connection() as conn, conn.transaction():
             return self.handler(conn, message, delivery)
 
+    def _dead_letter_if_last(self, delivery: Delivery, exc: Exception) -> None:
+        """The last allowed delivery failed: dead-letter now, with the error that made it fail
+        (waiting for one more delivery would cost another claim_idle_ms and lose the error)."""
+        if delivery.times_delivered >= self.settings.max_deliveries:
+            self._dead_letter(delivery, f"failed {delivery.times_delivered} deliveries; "
+                                        f"last error: {exc!r}")
+
     def _dead_letter(self, delivery: Delivery, error: str) -> None:
+        """Record a message that can never succeed; never raises for what the message holds."""
         log.error("%s: %s dead-lettered: %s", self.name, delivery.entry_id, error)
-        fields = {(k.decode() if isinstance(k, bytes) else k):
-                  (v.decode(errors="replace") if isinstance(v, bytes) else v)
-                  for k, v in delivery.fields.items()}
+        fields = {_pg_text(k): _pg_text(v) for k, v in delivery.fields.items()}
+        error = _pg_text(error)
 
         def record() -> None:
             with self.pool.connection() as conn:
@@ -220,8 +248,10 @@ class Stage:
         while True:
             try:
                 return action()
-            except (psycopg.Error, OSError) as exc:
-                if not is_pg_outage(exc) and not isinstance(exc, OSError):
+            except psycopg.Error as exc:
+                # Only an unreachable server is waited out here. Anything else (a constraint, a
+                # handler's own OSError) fails this message, which is retried and dead-lettered.
+                if not _pg_unavailable(exc):
                     raise
                 attempt += 1
                 if self.stopping and attempt > 3:

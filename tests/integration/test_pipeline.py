@@ -4,7 +4,6 @@ PostgreSQL, compared with the simulator's ground truth."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -12,51 +11,11 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00 import keys
 from eva00.config import Settings
-from eva00.differ import Differ
-from eva00.fetcher import Fetcher
 from eva00.kinds import FAMILY_KINDS
-from eva00.procore import build_client
-from eva00.scheduler import Scheduler
+from eva00.pipeline_local import LocalPipeline as Pipeline
+from eva00.pipeline_local import settings_for_simulator
 from eva00.simulator.testing import SimHandle
-from eva00.stage import Stage
-
-
-@dataclass
-class Pipeline:
-    settings: Settings
-    scheduler: Scheduler
-    fetcher: Stage
-    differ: Stage
-    pool: ConnectionPool
-
-    def drain(self, max_rounds: int = 2000) -> None:
-        """Step both stages until neither has anything left to do."""
-        quiet = 0
-        for _ in range(max_rounds):
-            handled = self.fetcher.step() + self.differ.step()
-            quiet = quiet + 1 if handled == 0 else 0
-            if quiet >= 3:
-                return
-        raise AssertionError("the pipeline never went quiet")
-
-    def sync_everything(self) -> None:
-        self.scheduler.tick_family("projects")
-        self.drain()
-        for family in FAMILY_KINDS:
-            self.scheduler.tick_family(family)
-        self.drain()
-
-
-def _settings_for(sim: SimHandle, settings: Settings) -> Settings:
-    return settings.replace(procore_client_id=sim.client_id, procore_client_secret=sim.client_secret,
-                            procore_company_id=sim.company_id, procore_api_base=sim.api_base,
-                            procore_login_base=sim.login_base, poll_safety_margin_s=0.001,
-                            poll_lookback_s=5.0, stream_block_ms=10, rate_burst=500,
-                            rate_refill_per_s=500.0, rate_window_max=100_000,
-                            budget_scheduled_per_min=100_000, budget_webhook_per_min=100_000,
-                            budget_on_demand_per_min=100_000)
 
 
 @pytest.fixture
@@ -64,19 +23,12 @@ def make_pipeline(settings: Settings, redis_client: redis.Redis) -> Iterator[Cal
     pools: list[ConnectionPool] = []
 
     def make(sim: SimHandle) -> Pipeline:
-        configured = _settings_for(sim, settings)
+        configured = settings_for_simulator(settings, api_base=sim.api_base, login_base=sim.login_base,
+                                            client_id=sim.client_id, client_secret=sim.client_secret,
+                                            company_id=sim.company_id)
         pool = ConnectionPool(configured.effective_database_url, min_size=1, max_size=4, open=True)
         pools.append(pool)
-        client = build_client(configured, redis_client, pool)
-        fetcher = Stage("fetcher", configured, redis_client, pool,
-                        [(keys.STREAM_SYNC_PRIORITY, keys.GROUP_FETCHERS),
-                         (keys.STREAM_SYNC_SCHEDULED, keys.GROUP_FETCHERS)],
-                        Fetcher(configured, client, redis_client), consumer="fetcher-1")
-        differ = Stage("differ", configured, redis_client, pool, [(keys.STREAM_PAGES, keys.GROUP_DIFFERS)],
-                       Differ(configured.mass_delete_ratio, redis_client), consumer="differ-1")
-        for stage in (fetcher, differ):
-            stage._ensure_groups()
-        return Pipeline(configured, Scheduler(configured, redis_client, pool), fetcher, differ, pool)
+        return Pipeline.build(configured, redis_client, pool)
 
     yield make
     for pool in pools:
@@ -125,9 +77,7 @@ def test_a_second_cycle_with_no_changes_changes_nothing_and_calls_no_show(
     seq = max((e["seq"] for e in sim.ledger()), default=0)
     with psycopg.connect(database_url) as conn:
         versions = conn.execute("SELECT count(*) FROM record_versions").fetchone()
-    for family in FAMILY_KINDS:
-        pipeline.scheduler.tick_family(family)
-    pipeline.drain()
+    pipeline.poll_cycle()
     calls = [e for e in sim.ledger(since_seq=seq) if e["host"] == "api" and e["path"] != "/oauth/token"]
     assert calls, "the second cycle polled nothing"
     assert not [e for e in calls if e["path"].rstrip("/").split("/")[-1].isdigit()], "a show was called"
@@ -143,9 +93,7 @@ def test_churn_converges_within_two_poll_cycles(
     sim.mutate("create", "submittal", count=3)
     sim.mutate("update", "meeting", count=2)
     for _cycle in range(2):
-        for family in FAMILY_KINDS:
-            pipeline.scheduler.tick_family(family)
-        pipeline.drain()
+        pipeline.poll_cycle()
     assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
 
 
