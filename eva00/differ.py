@@ -89,15 +89,25 @@ class Differ:
 
     @staticmethod
     def _adopt_imports(conn: psycopg.Connection, kind: str,
-                       records: Iterable[replica.FetchedRecord]) -> None:
+                       records: Sequence[replica.FetchedRecord]) -> None:
+        """Let API records take over rows a PDF log import created (matched by project and number).
+        One query finds the page's candidates, so pages without imports cost nothing more."""
         try:
             from eva00.pdf_import.merge import adopt_imported
         except ImportError:
             return
-        for record in records:
-            number = record.payload.get("number")
-            if number and record.project_id is not None:
-                adopt_imported(conn, kind, record.project_id, str(number), record.procore_id)
+        numbered = [(r.project_id, str(r.payload["number"]), r.procore_id) for r in records
+                    if r.payload.get("number") and r.project_id is not None]
+        if not numbered:
+            return
+        query = sql.SQL("SELECT DISTINCT project_id, number FROM {} WHERE source = 'pdf_import'"
+                        " AND NOT is_deleted AND project_id = ANY(%s) AND number = ANY(%s)").format(
+            sql.Identifier(KIND_TABLE[kind]))
+        imported = set(conn.execute(query, (list({p for p, _n, _i in numbered}),
+                                            list({n for _p, n, _i in numbered}))).fetchall())
+        for project_id, number, procore_id in numbered:
+            if (project_id, number) in imported:
+                adopt_imported(conn, kind, project_id, number, procore_id)
 
     @staticmethod
     def _remember_list_hashes(conn: psycopg.Connection, page: PageMessage) -> None:
