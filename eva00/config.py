@@ -172,9 +172,10 @@ class Settings:
         "EVA00_VAR_DIR", Path, ROOT_DIR / "var",
         "Runtime state: logs, supervisor socket, embedded databases.")
     embedded_pg_port: int = _setting(
-        "EVA00_PG_PORT", _port, 54329, "Port of the embedded PostgreSQL.")
+        "EVA00_PG_PORT", _port, 25432,
+        "Port of the embedded PostgreSQL (below the kernel's ephemeral range, so no client takes it).")
     embedded_redis_port: int = _setting(
-        "EVA00_REDIS_PORT", _port, 63790, "Port of the embedded Redis.")
+        "EVA00_REDIS_PORT", _port, 26379, "Port of the embedded Redis.")
     sim_port: int = _setting(
         "EVA00_SIM_PORT", _port, 8400, "Port of the embedded simulator's API and login host.")
     sim_storage_port: int = _setting(

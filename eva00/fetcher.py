@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 import redis
 
+from eva00 import fullsync_ledger as ledger
 from eva00 import keys, replica
 from eva00.bus import Delivery, Outgoing
 from eva00.config import Settings
@@ -45,6 +46,8 @@ BACKFILL_DAYS_DEFAULT = 365  # daily logs: how far back a sweep goes without a p
 MAX_DATE_WINDOW_DAYS = 31
 MAX_PARENT_WAITS = 3  # per-area drawing polls wait this many times for the areas to be stored
 OUTAGE_PATIENCE_S = 600.0  # how long one job waits out an unavailable Procore before giving up
+# One call waits at most this long for the limiter or a pause, so SIGTERM is noticed within it.
+CALL_WAIT_S = 10.0
 
 
 class _NotFound(Exception):
@@ -71,11 +74,15 @@ def http_date(value: str | None) -> datetime | None:
 class Fetcher:
     def __init__(self, settings: Settings, client: ProcoreClient, redis_client: redis.Redis, *,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.settings = settings
         self.client = client
         self.redis = redis_client
         self.clock, self.sleep = clock, sleep
+        # While Procore is away a job waits here; a stopping process leaves it to a peer instead.
+        self.stop_requested = stop_requested
+        self._stats = ledger.JobStats()  # what the job in hand spent (full-sync runs keep it)
 
     def __call__(self, conn: psycopg.Connection, message: Message,
                  delivery: Delivery) -> Sequence[Outgoing]:
@@ -86,6 +93,25 @@ class Fetcher:
         return self.handle(conn, message, delivery.stream)
 
     def handle(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
+        if job.run_id:
+            return self._handle_run_job(conn, job, stream)
+        return self._handle_job(conn, job, stream)
+
+    def _handle_run_job(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
+        """A full-sync job: its children are written to the run's ledger in this transaction, and
+        a job whose result is already committed is not fetched again (eva00/fullsync_ledger.py)."""
+        prior = ledger.claim(conn, job)
+        if prior.settled:
+            ledger.skip(conn, job)
+            return [(stream, child) for child in ledger.queued_children(conn, job)]
+        self._stats = ledger.JobStats()
+        out = self._handle_job(conn, job, stream)
+        children = [m for s, m in out if isinstance(m, PollJob) and s == stream]
+        paged = any(isinstance(m, PageMessage) for _s, m in out)
+        ledger.finish(conn, job, children, paged, self._stats)
+        return out
+
+    def _handle_job(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
         spec = endpoint_for(job.kind)
         deadline = time.monotonic() + OUTAGE_PATIENCE_S
         while True:
@@ -95,7 +121,7 @@ class Fetcher:
                 return self._refused(conn, job, exc)
             except ProcoreUnavailable as exc:
                 # Waiting here keeps the job's delivery count for real failures, not outages.
-                if time.monotonic() + exc.delay_s > deadline:
+                if time.monotonic() + exc.delay_s > deadline or self.stop_requested():
                     raise
                 log.info("%s: Procore unavailable (%s); waiting %.1f s", job.kind, exc, exc.delay_s)
                 self.sleep(max(exc.delay_s, 0.05))
@@ -123,6 +149,14 @@ class Fetcher:
             # Fetched whole every time: the listing is complete, so it also finds deletions.
             mode = PollMode.RECONCILE
         window_from = window_to = None
+        if mode == PollMode.FULL and spec.supports_updated_at:
+            # Everything, without an updated_at window: a window would hide the records updated
+            # while we page from the delete reconciliation. The cursor goes to page 1's server
+            # time minus the margin, so everyday polling continues incrementally from there.
+            margin = timedelta(seconds=self.settings.poll_safety_margin_s)
+            return replace(job, poll_id=self._poll_id(job, None, job.rerun), page=1, window_from=None,
+                           window_to=None, cursor_to=iso(self.server_now() - margin), items_seen=0,
+                           expected_total=None)
         if mode == PollMode.INCREMENTAL and spec.supports_updated_at:
             server_now = self.server_now()
             window_to = iso(server_now - timedelta(seconds=self.settings.poll_safety_margin_s))
@@ -131,7 +165,8 @@ class Fetcher:
                 window_from = iso(cursor - timedelta(seconds=self.settings.poll_lookback_s))
             else:
                 window_from = "2000-01-01T00:00:00Z"
-        return replace(job, mode=mode, poll_id=uuid.uuid4().hex, page=1, window_from=window_from,
+        return replace(job, mode=mode, poll_id=self._poll_id(job, window_from, job.rerun), page=1,
+                       window_from=window_from,
                        window_to=window_to, cursor_to=window_to, items_seen=0, expected_total=None)
 
     def _plan_date_windows(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
@@ -145,7 +180,8 @@ class Fetcher:
         start = first
         while start <= today:
             end = min(start + timedelta(days=MAX_DATE_WINDOW_DAYS - 1), today)
-            jobs.append((stream, replace(job, mode=PollMode.INCREMENTAL, poll_id=uuid.uuid4().hex,
+            jobs.append((stream, replace(job, mode=PollMode.INCREMENTAL,
+                                         poll_id=self._poll_id(job, start.isoformat(), 0),
                                          page=1, window_from=start.isoformat(),
                                          window_to=end.isoformat(),
                                          cursor_to=f"{end.isoformat()}T00:00:00Z")))
@@ -190,18 +226,22 @@ class Fetcher:
         window = Window(job.window_from, job.window_to) if job.window_from and job.window_to else None
         params = page_params(spec, fixed, page=job.page, window=window)
         per_page = int(params.get("per_page", spec.max_per_page))
+        self._stats.requests += 1
         body, response = self.client.get_json(path, budget=job.budget, params=params,
-                                              endpoint=f"{spec.kind}:list")
+                                              endpoint=f"{spec.kind}:list", deadline_s=CALL_WAIT_S)
         page = parse_page(spec, body, response.headers, page=job.page, per_page=per_page,
                           seen_before=job.items_seen)
         fetched_at = self._observe_server_time(page.server_date)
+        self._stats.listed, self._stats.total = len(page.items), page.total
         if job.page == 1:
             job = self._after_first_page(job, page, fetched_at)
         totals_agree = job.totals_agree and (page.total is None or page.total == job.expected_total)
         seen = job.items_seen + len(page.items)
         items, deleted, list_hashes = self._split(conn, spec, job, page.items)
-        ids = [int(i["id"]) for i in page.items] if job.mode == PollMode.RECONCILE else []
-        if job.kind == "project" and job.mode == PollMode.RECONCILE and page.is_last and job.page == 1:
+        # A full listing (FULL or RECONCILE) also finds deletions: it sends every id it saw.
+        complete_listing = job.mode in (PollMode.RECONCILE, PollMode.FULL)
+        ids = [int(i["id"]) for i in page.items] if complete_listing else []
+        if job.kind == "project" and complete_listing and page.is_last and job.page == 1:
             ids += self._hidden_projects(conn, spec, job, set(ids))
         message = PageMessage(
             poll_id=job.poll_id, kind=job.kind, project_id=job.project_id, mode=job.mode, page=job.page,
@@ -221,7 +261,8 @@ class Fetcher:
 
     def _after_first_page(self, job: PollJob, page: Page, fetched_at: datetime) -> PollJob:
         cursor_to = job.cursor_to
-        if cursor_to is not None and job.window_from and "T" in job.window_from:
+        if cursor_to is not None and (job.mode == PollMode.FULL
+                                      or (job.window_from and "T" in job.window_from)):
             margin = timedelta(seconds=self.settings.poll_safety_margin_s)
             cursor_to = iso(min(parse_iso(cursor_to), fetched_at - margin))
         return replace(job, expected_total=page.total, cursor_to=cursor_to)
@@ -231,7 +272,8 @@ class Fetcher:
                     job.kind, job.project_id, seen, job.expected_total)
         if job.rerun >= MAX_RERUNS:
             return []
-        return [(stream, replace(job, poll_id=uuid.uuid4().hex, page=1, items_seen=0,
+        return [(stream, replace(job, poll_id=self._poll_id(job, job.window_from, job.rerun + 1),
+                                 page=1, items_seen=0,
                                  expected_total=None, totals_agree=True, rerun=job.rerun + 1))]
 
     def _split(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
@@ -260,6 +302,7 @@ class Fetcher:
             key = str(item["id"])
             if stored.get(key) == hashes[key]:
                 continue
+            self._stats.shows_needed += 1
             shown = self._show(spec, job, int(item["id"]))
             if shown is not None:
                 items.append(shown)
@@ -295,9 +338,11 @@ class Fetcher:
     def _show(self, spec: EndpointSpec, job: PollJob, item_id: int) -> dict[str, Any] | None:
         path, query = spec.show_request(item_id, company_id=self.settings.company_id,
                                         project_id=job.project_id, parent_id=job.parent_id)
+        self._stats.requests += 1
+        self._stats.shows += 1
         try:
             body, response = self.client.get_json(path, budget=job.budget, params=query,
-                                                  endpoint=f"{spec.kind}:show")
+                                                  endpoint=f"{spec.kind}:show", deadline_s=CALL_WAIT_S)
         except ProcoreRequestFailed as exc:
             if exc.status == 404:
                 if job.kind == "project":
@@ -330,6 +375,7 @@ class Fetcher:
         """403/404 on a project or list: nothing is deleted, the project is reported, the job ends."""
         from eva00 import alerts
 
+        self._stats.refused = f"{exc.status}: {str(exc)[:200]}"
         replica.log_sync(conn, job.kind, job.project_id, "fetch_refused",
                          {"status": exc.status, "error": str(exc)[:300], "poll_id": job.poll_id},
                          result="failed")
@@ -339,6 +385,14 @@ class Fetcher:
                                " account's permissions; its records are kept as they are")
         self._release(job)
         return []
+
+    @staticmethod
+    def _poll_id(job: PollJob, window_from: str | None, rerun: int) -> str:
+        # A full-sync run's polls are named by what they list, so handling a job twice starts
+        # the same poll; everyday polls stay random.
+        if job.run_id:
+            return ledger.poll_id_for(job, window_from, rerun)
+        return uuid.uuid4().hex
 
     def _release(self, job: PollJob) -> None:
         """A poll that ends without pages frees its kind for the scheduler's next tick."""

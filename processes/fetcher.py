@@ -13,5 +13,6 @@ client, pool = connect(settings, "fetcher")
 fetcher = Fetcher(settings, build_client(settings, client, pool), client)
 inputs = [(keys.STREAM_SYNC_PRIORITY, keys.GROUP_FETCHERS), (keys.STREAM_SYNC_SCHEDULED, keys.GROUP_FETCHERS)]
 stage = Stage("fetcher", settings, client, pool, inputs, fetcher)
+fetcher.stop_requested = lambda: stage.stopping
 stage.install_signal_handlers()
 raise SystemExit(stage.run())
