@@ -6,6 +6,7 @@ schema.sql is idempotent and applied under an advisory lock, so every stage may 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -40,10 +41,9 @@ def create_database_if_missing(database_url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return
-        try:
+        # Every stage starts at once: one of them creates it first, the others find it there.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-            pass  # every stage starts at once; one of them created it first
 
 
 def wait_until_ready(settings: Settings, *, timeout_s: float = 120.0,

@@ -12,7 +12,7 @@ from the server's clock, never the local time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +66,7 @@ class Differ:
             replica.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         for procore_id in page.missing_ids:
             self._confirm_missing(conn, page, procore_id, fetched_at)
-        if page.mode == PollMode.RECONCILE and page.ids:
+        if page.mode in (PollMode.RECONCILE, PollMode.FULL) and page.ids:
             conn.cursor().executemany(
                 "INSERT INTO reconcile_seen (poll_id, procore_id) VALUES (%s, %s)"
                 " ON CONFLICT DO NOTHING", [(page.poll_id, i) for i in page.ids])
@@ -165,7 +165,8 @@ class Differ:
             return
         if page.mode in (PollMode.INCREMENTAL, PollMode.FULL) and window_to is not None:
             replica.advance_cursor(conn, page.kind, page.project_id, window_to)
-        elif page.mode == PollMode.RECONCILE:
+        if page.mode in (PollMode.RECONCILE, PollMode.FULL):
+            # A full listing is complete by construction: what it did not list is gone upstream.
             self._reconcile(conn, page, at)
 
     def _reconcile(self, conn: psycopg.Connection, page: PageMessage, at: datetime) -> None:

@@ -25,7 +25,8 @@ PAGES = 20
 
 
 def _rfi(rng: random.Random, rfi_id: int, revision: int) -> dict[str, Any]:
-    words = " ".join(rng.choice(("beam", "slab", "grid", "rebar", "anchor", "duct", "level")) for _ in range(30))
+    vocabulary = ("beam", "slab", "grid", "rebar", "anchor", "duct", "level")
+    words = " ".join(rng.choice(vocabulary) for _ in range(30))
     return {"id": rfi_id, "number": f"RFI-{rfi_id}", "subject": f"Clarify {words[:60]}", "status": "open",
             "question": {"body": words, "attachments": []}, "revision": revision,
             "assignees": [{"id": rng.randrange(1, 500), "name": "Ana Ruiz"}],
