@@ -383,3 +383,123 @@ CREATE TABLE IF NOT EXISTS list_hashes (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS list_hashes_identity
     ON list_hashes (kind, procore_id, (coalesce(project_id, 0)));
+
+-- ---------------------------------------------------------------------------------------------
+-- Monitoring (issue 10): alert delivery bookkeeping, sync_log archive batches
+-- ---------------------------------------------------------------------------------------------
+
+-- Set once every configured sink has the "opened" (resp. "resolved") notice: rows still NULL
+-- are the delivery queue, so a crash delays a notification but never loses it.
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS notified_at timestamptz;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS resolved_notified_at timestamptz;
+CREATE INDEX IF NOT EXISTS alerts_undelivered ON alerts (id)
+    WHERE notified_at IS NULL OR (status = 'resolved' AND resolved_notified_at IS NULL);
+
+-- One row per (alert, event, sink) delivered, so a sink that failed is retried alone and one
+-- that succeeded is not sent the same notice again.
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    alert_id bigint NOT NULL REFERENCES alerts (id),
+    event text NOT NULL CHECK (event IN ('opened', 'resolved')),
+    sink text NOT NULL,
+    delivered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (alert_id, event, sink)
+);
+
+-- The freshness query's "last complete poll per kind and project".
+CREATE INDEX IF NOT EXISTS poll_pages_finished
+    ON poll_pages (kind, (coalesce(project_id, 0)), finished_at) WHERE is_last AND complete;
+
+-- sync_log archiving (eva00/archive.py): planned -> appending -> done. A batch's rows are deleted
+-- in the same transaction that marks it done, after its gzip member is fsynced at `offset_bytes`
+-- of the month's file; a re-run truncates an 'appending' batch's file back to that offset first.
+CREATE TABLE IF NOT EXISTS archive_batches (
+    id bigserial PRIMARY KEY,
+    month text NOT NULL CHECK (month ~ '^[0-9]{4}-[0-9]{2}$'),
+    row_ids bigint[] NOT NULL,
+    status text NOT NULL DEFAULT 'planned' CHECK (status IN ('planned', 'appending', 'done')),
+    offset_bytes bigint,
+    end_offset_bytes bigint,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    done_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS archive_batches_unfinished ON archive_batches (id) WHERE status <> 'done';
+
+-- ---------------------------------------------------------------------------------------------
+-- Full sync (eva00/fullsync.py, issue 6)
+-- ---------------------------------------------------------------------------------------------
+
+-- One initial full sync: its scope, phases and outcome. status: running -> complete | incomplete.
+CREATE TABLE IF NOT EXISTS fullsync_runs (
+    run_id text PRIMARY KEY,
+    project_ids bigint[],  -- NULL: every project
+    phases int[] NOT NULL,
+    status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'complete', 'incomplete')),
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    reason text
+);
+
+-- Every poll job of a run, written by whoever enqueues it in the same transaction that decides
+-- it (the full-sync command for the top-level jobs, the fetcher for continuations, fan-outs and
+-- date windows), so a run survives the loss of Redis: a re-run re-enqueues what is queued here
+-- and not in a stream. state: queued -> done; outcome: paged (a page went to the differ),
+-- planned (only jobs came out), refused (403/404), skipped (its page was already committed).
+CREATE TABLE IF NOT EXISTS fullsync_jobs (
+    run_id text NOT NULL,
+    job_key text NOT NULL,
+    parent_key text,
+    phase int NOT NULL,
+    kind text NOT NULL,
+    project_id bigint,
+    poll_id text NOT NULL DEFAULT '',
+    page int NOT NULL DEFAULT 1,
+    job jsonb NOT NULL,
+    state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'done')),
+    outcome text,
+    requests int NOT NULL DEFAULT 0,
+    shows int NOT NULL DEFAULT 0,
+    shows_needed int NOT NULL DEFAULT 0,
+    listed int NOT NULL DEFAULT 0,
+    total int,
+    paged boolean NOT NULL DEFAULT true,
+    error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    done_at timestamptz,
+    PRIMARY KEY (run_id, job_key)
+);
+CREATE INDEX IF NOT EXISTS fullsync_jobs_queued ON fullsync_jobs (run_id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS poll_pages_run ON poll_pages (run_id) WHERE run_id <> '';
+
+-- ---------------------------------------------------------------------------------------------
+-- Files: downloader, thumbnails, text extraction and search (issue 7)
+-- ---------------------------------------------------------------------------------------------
+
+-- Files a stage cannot read (a corrupt PDF or image): logged once per (file, stage) and never
+-- retried, so one bad file cannot stall the thumbnailer or the text extractor.
+CREATE TABLE IF NOT EXISTS file_quarantine (
+    sha256 text NOT NULL REFERENCES files (sha256),
+    stage text NOT NULL,  -- 'thumbnails' | 'text'
+    error text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (sha256, stage)
+);
+
+-- The reconciler's work list: pending links not touched for a while (their job may be lost).
+CREATE INDEX IF NOT EXISTS record_files_pending_since
+    ON record_files (updated_at) WHERE status = 'pending';
+
+-- `eva00 search`: full text of every string in each record's payload, one GIN index per entity
+-- table (found through their history triggers, so a new family is covered without an edit here).
+DO $search$
+DECLARE
+    entity text;
+BEGIN
+    FOR entity IN SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                   WHERE t.tgname = c.relname || '_versions_insert'
+    LOOP
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I USING gin'
+                       ' (jsonb_to_tsvector(''english'', payload, ''["string"]''))',
+                       entity || '_payload_fts', entity);
+    END LOOP;
+END
+$search$;

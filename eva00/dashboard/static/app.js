@@ -1,0 +1,90 @@
+// Polls /api/status and renders it; keeps a short history for the rate chart in the page.
+"use strict";
+const REFRESH_MS = 2000, HISTORY = 150;
+const history = { times: [], series: {} };
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function fillTable(id, rows, cells) {
+  const body = document.querySelector("#" + id + " tbody");
+  body.replaceChildren(...rows.map(r => {
+    const tr = el("tr");
+    for (const [text, cls] of cells(r)) tr.appendChild(el("td", text, cls));
+    return tr;
+  }));
+}
+
+function fillPairs(id, pairs) {
+  const box = document.getElementById(id);
+  box.replaceChildren(...Object.entries(pairs).flatMap(([k, v]) => [el("span", k, "muted"), el("span", v)]));
+}
+
+function bytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"]; let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return n.toFixed(i ? 1 : 0) + " " + units[i];
+}
+
+function when(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : "never"; }
+
+function render(s) {
+  document.getElementById("updated").textContent = "updated " + when(s.at);
+  const errs = Object.entries(s.errors).map(([k, v]) => k + ": " + v).join("; ");
+  document.getElementById("source-errors").textContent = errs;
+  fillTable("freshness", s.freshness, f => [
+    [f.kind], [f.project_id || "company"], [when(f.last_success_at)],
+    [f.intervals_ago === null ? "-" : f.intervals_ago.toFixed(1), "level-" + f.level],
+    [f.level, "level-" + f.level]]);
+  fillTable("alerts", s.alerts, a => [[a.severity, "sev-" + a.severity], [a.alert_key], [a.status],
+    [a.message, "msg"], [when(a.last_seen_at) + " ×" + a.occurrences]]);
+  fillPairs("errors", s.errors_24h);
+  fillPairs("pending", s.pending);
+  fillTable("streams", s.streams, r => [[r.stream], [r.group], [r.length], [r.pending], [r.lag]]);
+  fillPairs("downloads", Object.fromEntries(Object.entries(s.downloads).map(
+    ([k, v]) => [k, v.count + " (" + bytes(v.bytes) + ")"])));
+  fillTable("fullsync", s.full_sync, r => [[r.run_id], [r.polls], [r.polls_finished], [r.pages], [r.items]]);
+  fillPairs("deadletters", { total: s.dead_letters.total ?? "-", "last 24 h": s.dead_letters.last_24h ?? "-" });
+  if (s.disk.free_ratio !== undefined) {
+    fillPairs("disk", { path: s.disk.path, free: (100 * s.disk.free_ratio).toFixed(1) + " %",
+                        "free bytes": bytes(s.disk.free_bytes) });
+  }
+  fillTable("processes", s.processes, p => [[p.name], [p.state, p.state === "RUNNING" ? "" : "bad"], [p.description]]);
+  renderLimiter(s);
+}
+
+function renderLimiter(s) {
+  const lim = s.limiter;
+  if (!lim) return;
+  fillPairs("limiter", {
+    bucket: (lim.bucket_tokens === null ? "-" : lim.bucket_tokens.toFixed(1)) + " / " + lim.burst,
+    window: lim.window_used + " / " + lim.window_max,
+    paused: lim.paused_for_s > 0 ? lim.paused_for_s.toFixed(1) + " s (" + lim.pause_reason + ")" : "no",
+    circuit: lim.circuit, "oauth halted": lim.oauth_halted || "no" });
+  const point = Object.assign({}, lim.requests_last_min);
+  point["bucket tokens"] = lim.bucket_tokens || 0;
+  history.times.push(s.at);
+  for (const [name, v] of Object.entries(point)) (history.series[name] ||= []).push(v);
+  if (history.times.length > HISTORY) {
+    history.times.shift();
+    for (const v of Object.values(history.series)) v.shift();
+  }
+  drawChart(document.getElementById("rate-chart"), history.times, history.series);
+  document.getElementById("rate-chart").dataset.points = String(history.times.length);
+}
+
+async function refresh() {
+  try {
+    const r = await fetch("/api/status", { cache: "no-store" });
+    render(await r.json());
+  } catch (e) {
+    document.getElementById("source-errors").textContent = "dashboard unreachable: " + e;
+  } finally {
+    setTimeout(refresh, REFRESH_MS);
+  }
+}
+refresh();

@@ -1,0 +1,150 @@
+"""The dashboard app: page, /api/status and /metrics against real PostgreSQL and Redis; the server
+binds 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psycopg
+import pytest
+import redis
+import requests
+from psycopg_pool import ConnectionPool
+
+from eva00 import alerts, db, keys
+from eva00.config import Settings
+from eva00.dashboard.app import DashboardApp, make_dashboard_server, serve
+from eva00.procore.metrics import Metrics
+from eva00.procore.redis_keys import DEFAULT_KEYS
+from eva00.status import StatusReader
+
+
+def seed_stack(database_url: str, client: redis.Redis) -> None:
+    """Rows and Redis keys of a stack mid-sync: cursors, polls, alerts, calls, limiter state."""
+    now = datetime.now(UTC)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for kind, project, age_s in (("rfi", 7, 30), ("submittal", 7, 700), ("project", None, 20000),
+                                     ("document", 8, 100)):
+            at = now - timedelta(seconds=age_s)
+            conn.execute("INSERT INTO poll_pages (poll_id, page, kind, project_id, mode, is_last, complete,"
+                         " finished_at, items, run_id) VALUES (%s, 1, %s, %s, 'incremental', true, true,"
+                         " %s, 5, 'run-1')", (f"p-{kind}", kind, project, at))
+            conn.execute("INSERT INTO sync_cursors (kind, project_id, cursor_at, updated_at)"
+                         " VALUES (%s, %s, %s, %s)", (kind, project, at, at))
+        conn.execute("INSERT INTO sync_log (kind, procore_id, action, result) VALUES"
+                     " ('rfi', 1, 'update', 'ok'), ('rfi', 2, 'conflict', 'overwritten')")
+        conn.execute("INSERT INTO dead_letters (stream, message_id, error)"
+                     " VALUES ('eva00:pages', '1-0', 'bad')")
+        alerts.raise_alert(conn, "disk-space-low", "critical", "only 10% free")
+        alerts.raise_alert(conn, "sync-late:submittal:7", "warning", "submittals are late")
+    metrics = Metrics(client)
+    for status, ms in ((200, 120.0), (200, 80.0), (503, 900.0)):
+        metrics.record_call("scheduled", "/rest/v1.0/projects/{id}/rfis", status, ms)
+    metrics.record_wait("webhook", 0.3)
+    metrics.record_event("pause_429")
+    seconds, micros = client.time()
+    now_us = int(seconds) * 1_000_000 + int(micros)
+    client.hset(DEFAULT_KEYS.rate_bucket, mapping={"tokens": 3, "ts_us": now_us})
+    for i in range(12):
+        client.zadd(DEFAULT_KEYS.rate_used("scheduled"), {f"s{i}": now_us - i * 1_000_000})
+        client.zadd(DEFAULT_KEYS.rate_window, {f"s{i}": now_us - i * 1_000_000})
+    client.zadd(DEFAULT_KEYS.rate_used("webhook"), {"w1": now_us})
+    client.xadd(keys.STREAM_PAGES, {"v": "1"})
+    client.xgroup_create(keys.STREAM_FILES, keys.GROUP_DOWNLOADERS, id="0", mkstream=True)
+    client.set(keys.job_pending_key("rfi", 7), "1")
+
+
+@pytest.fixture
+def pool(settings: Settings) -> Iterator[ConnectionPool]:
+    pool = db.make_pool(settings, max_size=2, name="test-dashboard")
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def base_url(settings: Settings, redis_client: redis.Redis, pool: ConnectionPool) -> Iterator[str]:
+    seed_stack(settings.effective_database_url, redis_client)
+    server = make_dashboard_server(DashboardApp(StatusReader(settings, redis_client, pool)), 0)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(server, stop), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    stop.set()
+    thread.join(5)
+
+
+def test_status_json_reports_freshness_levels_limiter_and_alerts(base_url: str) -> None:
+    status = requests.get(base_url + "/api/status", timeout=10).json()
+    levels = {(f["kind"], f["project_id"]): f["level"] for f in status["freshness"]}
+    assert levels == {("rfi", 7): "ok", ("submittal", 7): "late", ("project", None): "stale",
+                      ("document", 8): "ok"}
+    assert status["limiter"]["requests_last_min"] == {"scheduled": 12, "webhook": 1, "on_demand": 0}
+    assert 3 <= status["limiter"]["bucket_tokens"] <= 10
+    assert [a["alert_key"] for a in status["alerts"]] == ["disk-space-low", "sync-late:submittal:7"]
+    assert status["dead_letters"]["total"] == 1
+    assert status["errors_24h"]["conflicts"] == 1
+    assert status["pending"]["poll_jobs_pending"] == 1
+    assert status["full_sync"][0]["run_id"] == "run-1"
+    assert {(s["stream"], s["length"]) for s in status["streams"]} >= {("eva00:pages", 1)}
+    assert status["errors"] == {}
+
+
+def test_page_and_its_assets_are_served_by_the_project(base_url: str) -> None:
+    page = requests.get(base_url + "/", timeout=10)
+    assert page.status_code == 200 and 'id="freshness"' in page.text and "rate-chart" in page.text
+    assert "http" not in page.text.replace('lang="en"', ""), "no external (CDN) references"
+    for asset, kind in (("app.js", "javascript"), ("chart.js", "javascript"), ("style.css", "css")):
+        answer = requests.get(f"{base_url}/static/{asset}", timeout=10)
+        assert answer.status_code == 200 and kind in answer.headers["Content-Type"]
+    assert requests.get(base_url + "/static/../app.py", timeout=10).status_code == 404
+
+
+def test_the_dashboard_listens_on_loopback_only(settings: Settings, redis_client: redis.Redis,
+                                                 pool: ConnectionPool) -> None:
+    server = make_dashboard_server(DashboardApp(StatusReader(settings, redis_client, pool)), 0)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        assert server.socket.getsockname()[0] == "127.0.0.1"
+        outward: str | None = socket.gethostbyname(socket.gethostname())
+        if outward and outward.startswith("127."):
+            outward = _non_loopback_address()
+        if outward:
+            with pytest.raises(OSError):
+                socket.create_connection((outward, server.server_port), timeout=2).close()
+    finally:
+        server.server_close()
+
+
+def _non_loopback_address() -> str | None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent; it only picks the outward interface
+        address = probe.getsockname()[0]
+        return None if address.startswith("127.") else str(address)
+    except OSError:
+        return None
+    finally:
+        probe.close()
+
+
+def test_a_redis_outage_shows_in_the_status_instead_of_failing_it(
+        settings: Settings, pool: ConnectionPool) -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    status = orjson.loads(StatusReader(settings, dead, pool).snapshot().to_json())
+    assert "redis" in status["errors"] and "postgres" not in status["errors"]
+    assert status["limiter"] is None
+
+
+def test_eva00_status_json_prints_the_snapshot_and_fails_on_stale_kinds(
+        settings: Settings, redis_client: redis.Redis, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from eva00.status import main
+
+    seed_stack(settings.effective_database_url, redis_client)
+    assert main(["--json"], settings=settings) == 1  # the project kind is stale, an alert is critical
+    status = orjson.loads(capsysbinary.readouterr().out)
+    assert {f["level"] for f in status["freshness"]} == {"ok", "late", "stale"}
+    assert "supervisord" in status["errors"]
