@@ -262,6 +262,17 @@ class Settings:
     webhook_hmac_secret: str = _setting(
         "EVA00_WEBHOOK_HMAC_SECRET", str, "",
         "If set, an HMAC-SHA256 signature header over the body is required too.")
+    webhook_debounce_ttl_s: float = _setting(
+        "EVA00_WEBHOOK_DEBOUNCE_TTL_S", _positive_float, 3600.0,
+        "Longest a queued webhook fetch absorbs further events for the same record.")
+    webhook_threads: int = _setting(
+        "EVA00_WEBHOOK_THREADS", _positive_int, 8, "Worker threads of the webhook listener.")
+    webhook_read_timeout_s: float = _setting(
+        "EVA00_WEBHOOK_READ_TIMEOUT_S", _positive_float, 10.0,
+        "Whole-request read deadline of the webhook listener (slow clients are cut).")
+    webhook_requeue_interval_s: float = _setting(
+        "EVA00_WEBHOOK_REQUEUE_INTERVAL_S", _positive_float, 60.0,
+        "How often webhook events recorded but not yet queued are queued again.")
     dashboard_port: int = _setting(
         "EVA00_DASHBOARD_PORT", _port, 8403, "Port of the dashboard (127.0.0.1 only).")
     sync_log_retention_days: int = _setting(

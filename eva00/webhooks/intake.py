@@ -1,0 +1,303 @@
+"""From an authenticated webhook event to at most one queued re-fetch: dedupe, debounce, durability.
+
+Delivery guarantee: an event answered 2xx is recorded in ``webhook_events`` and, unless ignored,
+covered by a PollJob (mode ITEM, budget WEBHOOK) on ``eva00:sync:priority``; nothing is lost by a
+crash at any point. The steps and what a crash between them leaves:
+
+1. One PostgreSQL transaction: route the event (other company, unknown project or resource:
+   recorded ``ignored``), INSERT it ``received`` (``ON CONFLICT (event_key) DO NOTHING``: a
+   duplicate or a replay a day later inserts nothing), and for a delete mark the replica's row
+   ``delete_pending``. COMMIT.
+2. One atomic Redis script: unless the resource's debounce key exists, XADD the PollJob and SET
+   the key to its entry id (EX ``debounce_ttl_s``).
+3. UPDATE the row ``enqueued``; answer 202.
+
+A crash after 1 leaves a ``received`` row: Procore's retry of the same event (a duplicate of an
+unfinished row) and ``requeue_received`` (at start and periodically) both redo steps 2-3, and the
+debounce key keeps that from doubling a job. PostgreSQL down: 503, nothing enqueued, Procore
+retries. Redis down: 503, the row stays ``received`` until a retry or the requeue finishes it.
+
+Debounce contract with the fetcher: the key ``eva00:webhook:debounce:{kind}:{project|0}:{id}``
+(``debounce_key``) exists while a webhook fetch of that item is queued and not started. **The
+fetcher DELs it when it starts an ITEM job of budget WEBHOOK, before its first request.** So a
+burst of updates while the job waits becomes that one fetch (the fetch happens after all of
+them), and an update arriving once the fetch has started queues a new job: no change is missed.
+The TTL only bounds how long a job lost with Redis (or a fetcher breaking the contract) keeps
+suppressing hints; polling covers that item meanwhile.
+
+Delete events mark ``delete_pending`` on the replica's row (tables with that column) and queue the
+same ITEM fetch: the fetcher confirms (404 or recycle bin: soft delete; found: clear the flag).
+The webhook only hints; what the fetch returns wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+import psycopg
+import redis
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from eva00 import keys
+from eva00.kinds import table_for
+from eva00.messages import BudgetClass, PollJob, PollMode
+from eva00.webhooks import events
+from eva00.webhooks.events import WebhookEvent
+from eva00.webhooks.options import WebhookOptions
+from eva00.webhooks.resources import PARENT_RESOURCES, is_company_level, kind_for
+
+log = logging.getLogger(__name__)
+
+# XADD the job and SET the debounce key to its entry id, unless the key exists; atomically.
+_ENQUEUE_UNLESS_DEBOUNCED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local entry = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[1], entry, 'EX', ARGV[1])
+return entry
+"""
+
+
+class EventStatus(StrEnum):
+    """webhook_events.status. RECEIVED -> ENQUEUED | IGNORED; ENQUEUED -> PROCESSED (fetcher)."""
+
+    RECEIVED = "received"  # recorded, its fetch not queued yet
+    ENQUEUED = "enqueued"  # a queued PollJob covers it (queued for it, or debounced into one)
+    IGNORED = "ignored"  # nothing to fetch: other company, unknown project/resource, bad payload
+    PROCESSED = "processed"  # the fetch that covers it is done
+
+
+class Unavailable(Exception):
+    """PostgreSQL or Redis cannot be reached: answer 503 so Procore retries."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The one record an event asks to re-fetch."""
+
+    kind: str
+    project_id: int | None
+    item_id: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    http_status: int
+    result: str  # enqueued | debounced | duplicate | ignored | invalid
+    detail: str = ""
+
+
+def debounce_key(kind: str, project_id: int | None, item_id: int | None) -> str:
+    return f"{keys.WEBHOOK_DEBOUNCE_PREFIX}:{kind}:{project_id or 0}:{item_id or 0}"
+
+
+def route(event: WebhookEvent, company_id: int) -> Target | str:
+    """The record to re-fetch, or why there is none (the project check needs the database)."""
+    if event.company_id != company_id:
+        return f"company {event.company_id} is not ours"
+    name, item_id = event.resource_name, event.resource_id
+    if name in PARENT_RESOURCES:
+        name, item_id = PARENT_RESOURCES[name], _parent_id(event, PARENT_RESOURCES[name])
+        if item_id is None:
+            return f"{event.resource_name} event names no {name[:-1]} id"
+    kind = kind_for(name)
+    if kind is None:
+        return f"resource {event.resource_name!r} is not replicated"
+    if item_id is None:
+        return f"resource id {event.payload.get('resource_id')!r} is not numeric"
+    if is_company_level(kind):
+        return Target(kind, None, item_id)
+    if event.project_id is None:
+        return f"{event.resource_name} event has no project_id"
+    return Target(kind, event.project_id, item_id)
+
+
+def _parent_id(event: WebhookEvent, parent_name: str) -> int | None:
+    for name, related_id in event.related:
+        if name == parent_name:
+            return related_id
+    return None
+
+
+class Intake:
+    def __init__(self, options: WebhookOptions, client: redis.Redis, pool: ConnectionPool, *,
+                 clock: Callable[[], float] = time.time, pool_timeout_s: float = 2.0) -> None:
+        self.options = options
+        self.redis = client
+        self.pool = pool
+        self.clock = clock
+        self.pool_timeout_s = pool_timeout_s
+        self._enqueue_script = client.register_script(_ENQUEUE_UNLESS_DEBOUNCED)
+        self._delete_pending_tables: frozenset[str] | None = None
+
+    # --- one event ---
+
+    def accept(self, event: WebhookEvent) -> Outcome:
+        with self._connection() as conn:
+            with conn.transaction():
+                target = self._route(conn, event)
+                row_id = self._record(conn, event, target)
+                if row_id is None:
+                    return Outcome(200, "duplicate", "already recorded")
+                if isinstance(target, str):
+                    return Outcome(202, "ignored", target)
+                if event.is_delete:
+                    self._mark_delete_pending(conn, target)
+            return self._enqueue(conn, row_id, target, event)
+
+    def record_invalid(self, document: Any, problem: str) -> None:
+        """Keep an authenticated payload we cannot parse, once, for the operator to look at."""
+        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        key = "invalid:" + hashlib.sha256(canonical).hexdigest()
+        with self._connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO webhook_events (event_key, payload, status, detail)"
+                " VALUES (%s, %s::jsonb, %s, %s) ON CONFLICT (event_key) DO NOTHING",
+                (key, orjson.dumps(document).decode(), EventStatus.IGNORED.value,
+                 f"invalid payload: {problem}"[:500]))
+
+    def _route(self, conn: psycopg.Connection, event: WebhookEvent) -> Target | str:
+        target = route(event, self.options.company_id)
+        if isinstance(target, Target) and target.project_id is not None \
+                and not self._project_is_live(conn, target.project_id):
+            return f"project {target.project_id} is not in the replica"
+        return target
+
+    def _record(self, conn: psycopg.Connection, event: WebhookEvent,
+                target: Target | str) -> int | None:
+        """The row to finish: a new one, or an earlier copy left unfinished (received)."""
+        status = EventStatus.IGNORED if isinstance(target, str) else EventStatus.RECEIVED
+        row = conn.execute(
+            "INSERT INTO webhook_events (event_key, company_id, project_id, resource_name,"
+            " resource_id, event_type, api_version, payload, status, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (event_key) DO NOTHING RETURNING id",
+            (event.event_key, event.company_id, event.project_id, event.resource_name,
+             event.resource_id, event.event_type, event.api_version,
+             orjson.dumps(event.payload).decode(), status.value,
+             target if isinstance(target, str) else None)).fetchone()
+        if row is not None:
+            return int(row[0])
+        unfinished = conn.execute(
+            "SELECT id FROM webhook_events WHERE event_key = %s AND status = %s FOR UPDATE",
+            (event.event_key, EventStatus.RECEIVED.value)).fetchone()
+        if unfinished is None:
+            return None
+        if isinstance(target, str):
+            self._set_status(conn, int(unfinished[0]), EventStatus.IGNORED, target)
+        return int(unfinished[0])
+
+    def _enqueue(self, conn: psycopg.Connection, row_id: int, target: Target,
+                 event: WebhookEvent) -> Outcome:
+        job = PollJob(kind=target.kind, project_id=target.project_id, mode=PollMode.ITEM,
+                      budget=BudgetClass.WEBHOOK, reason=f"webhook:{event.event_type}",
+                      item_id=target.item_id, requested_at=self.clock())
+        flat: list[Any] = [str(self.options.debounce_ttl_s)]
+        for name, value in job.to_fields().items():
+            flat += [name, value]
+        try:
+            entry = self._enqueue_script(
+                keys=[debounce_key(target.kind, target.project_id, target.item_id),
+                      keys.STREAM_SYNC_PRIORITY], args=flat)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {type(exc).__name__}") from exc
+        if entry is None:
+            outcome = Outcome(202, "debounced", "covered by the fetch already queued")
+        else:
+            entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
+            outcome = Outcome(202, "enqueued", f"fetch queued as {entry_id}")
+        try:
+            with conn.transaction():
+                self._set_status(conn, row_id, EventStatus.ENQUEUED, outcome.detail)
+        except psycopg.Error as exc:
+            # The job is queued and the event recorded: the answer stands; the row stays
+            # 'received' and a later requeue finds the job debounced.
+            log.warning("event row %d: status not updated (%s)", row_id, type(exc).__name__)
+        return outcome
+
+    # --- the replica ---
+
+    def _project_is_live(self, conn: psycopg.Connection, project_id: int) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM projects WHERE kind = 'project' AND procore_id = %s AND NOT is_deleted",
+            (project_id,)).fetchone()
+        return row is not None
+
+    def _mark_delete_pending(self, conn: psycopg.Connection, target: Target) -> None:
+        table = table_for(target.kind)
+        if table not in self._tables_with_delete_pending(conn):
+            return
+        conn.execute(sql.SQL("UPDATE {} SET delete_pending = true WHERE kind = %s AND procore_id = %s"
+                             " AND coalesce(project_id, 0) = coalesce(%s, 0) AND NOT is_deleted"
+                             ).format(sql.Identifier(table)),
+                     (target.kind, target.item_id, target.project_id))
+
+    def _tables_with_delete_pending(self, conn: psycopg.Connection) -> frozenset[str]:
+        if self._delete_pending_tables is None:
+            rows = conn.execute(
+                "SELECT table_name FROM information_schema.columns WHERE column_name ="
+                " 'delete_pending' AND table_schema = current_schema()").fetchall()
+            self._delete_pending_tables = frozenset(str(row[0]) for row in rows)
+        return self._delete_pending_tables
+
+    @staticmethod
+    def _set_status(conn: psycopg.Connection, row_id: int, status: EventStatus,
+                    detail: str) -> None:
+        conn.execute("UPDATE webhook_events SET status = %s, detail = %s WHERE id = %s",
+                     (status.value, detail, row_id))
+
+    # --- recovery ---
+
+    def requeue_received(self, older_than_s: float | None = None, limit: int = 500) -> int:
+        """Finish events left 'received' by a crash or an outage; returns how many were finished."""
+        grace_s = self.options.requeue_grace_s if older_than_s is None else older_than_s
+        finished = 0
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT id, event_key, payload FROM webhook_events WHERE status = %s"
+                " AND received_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s",
+                (EventStatus.RECEIVED.value, grace_s, limit)).fetchall()
+            conn.commit()
+            for row_id, event_key, payload in rows:
+                self._finish_row(conn, int(row_id), str(event_key), payload)
+                finished += 1
+        if finished:
+            log.info("requeued %d webhook events left received", finished)
+        return finished
+
+    def _finish_row(self, conn: psycopg.Connection, row_id: int, event_key: str,
+                    payload: Any) -> None:
+        try:
+            event = events.parse(payload)
+        except events.InvalidPayload as exc:
+            with conn.transaction():
+                self._set_status(conn, row_id, EventStatus.IGNORED, f"invalid payload: {exc}")
+            return
+        with conn.transaction():
+            target = self._route(conn, event)
+            if isinstance(target, str):
+                self._set_status(conn, row_id, EventStatus.IGNORED, target)
+                return
+            if event.is_delete:
+                self._mark_delete_pending(conn, target)
+        self._enqueue(conn, row_id, target, event)
+        log.debug("event %s requeued", event_key)
+
+    # --- plumbing ---
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self.pool.connection(timeout=self.pool_timeout_s) as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            # PoolTimeout (no connection within pool_timeout_s) is an OperationalError too.
+            raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
