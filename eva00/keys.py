@@ -17,6 +17,8 @@ STREAM_SYNC_PRIORITY = f"{PREFIX}:sync:priority"
 STREAM_PAGES = f"{PREFIX}:pages"
 # File jobs (record, URL field, Procore file/version id), from the differ to the downloader.
 STREAM_FILES = f"{PREFIX}:files"
+# File jobs by download priority (1 submittals .. 5 other), routed from STREAM_FILES.
+STREAM_FILES_BY_PRIORITY: tuple[str, ...] = tuple(f"{PREFIX}:files:p{n}" for n in range(1, 6))
 # Stored files waiting for a thumbnail.
 STREAM_THUMBNAILS = f"{PREFIX}:thumbnails"
 # Stored PDFs waiting for text extraction.
@@ -41,6 +43,7 @@ PIPELINE_GROUPS: tuple[tuple[str, str], ...] = (
     (STREAM_SYNC_SCHEDULED, GROUP_FETCHERS),
     (STREAM_PAGES, GROUP_DIFFERS),
     (STREAM_FILES, GROUP_DOWNLOADERS),
+    *((stream, GROUP_DOWNLOADERS) for stream in STREAM_FILES_BY_PRIORITY),
     (STREAM_THUMBNAILS, GROUP_THUMBNAILERS),
     (STREAM_TEXT, GROUP_TEXT),
     (STREAM_INGEST, GROUP_INGEST),
@@ -63,7 +66,7 @@ PAUSE_UNTIL = f"{PREFIX}:rate:pause-until"
 METRICS_PREFIX = f"{PREFIX}:metrics"
 # Webhook debounce: one key per resource while a re-fetch is already queued.
 WEBHOOK_DEBOUNCE_PREFIX = f"{PREFIX}:webhook:debounce"
-# Download slots shared by every downloader process.
+# Download slots shared by every downloader process: a sorted set of holder -> lease expiry.
 DOWNLOAD_SLOTS = f"{PREFIX}:files:slots"
 
 

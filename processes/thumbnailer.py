@@ -1,0 +1,16 @@
+"""supervisord program: the thumbnailer (stored PDFs and photos -> PNG thumbnails)."""
+
+from eva00 import keys
+from eva00.config import load_or_exit
+from eva00.filestore import FileStore
+from eva00.runtime import connect, setup_logging
+from eva00.stage import Stage
+from eva00.thumbnails import Thumbnailer
+
+settings = load_or_exit()
+setup_logging("thumbnailer", settings)
+client, pool = connect(settings, "thumbnailer")
+stage = Stage("thumbnailer", settings, client, pool, [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)],
+              Thumbnailer(FileStore(settings.data_dir, min_free_ratio=settings.disk_free_min_ratio)))
+stage.install_signal_handlers()
+raise SystemExit(stage.run())

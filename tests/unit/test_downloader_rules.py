@@ -1,0 +1,48 @@
+"""Pure rules of the downloader: priority streams, which hosts may be plain http, content sniffing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eva00 import keys
+from eva00.config import Settings
+from eva00.downloader import (
+    DOWNLOAD_INPUTS,
+    STREAM_FILES_BY_PRIORITY,
+    plain_http_hosts_for,
+    priority_stream,
+    sniff_content_type,
+)
+
+
+@pytest.mark.parametrize(("priority", "stream"), [
+    (1, "eva00:files:p1"), (2, "eva00:files:p2"), (5, "eva00:files:p5"), (0, "eva00:files:p1"),
+    (9, "eva00:files:p5")])
+def test_each_priority_has_its_stream_and_odd_values_are_clamped(priority: int, stream: str) -> None:
+    assert priority_stream(priority) == stream
+
+
+def test_the_downloader_reads_submittals_first_and_other_files_last() -> None:
+    assert [s for s, _g in DOWNLOAD_INPUTS] == list(STREAM_FILES_BY_PRIORITY)
+    assert {g for _s, g in DOWNLOAD_INPUTS} == {keys.GROUP_DOWNLOADERS}
+    assert keys.STREAM_FILES not in STREAM_FILES_BY_PRIORITY
+    assert keys.DOWNLOAD_SLOTS not in STREAM_FILES_BY_PRIORITY
+
+
+@pytest.mark.parametrize(("api_base", "plain"), [
+    ("http://127.0.0.1:8400", True), ("http://localhost:9", True), ("https://api.procore.com", False),
+    ("http://api.procore.com", False), ("https://127.0.0.1:8400", False)])
+def test_plain_http_storage_is_allowed_only_next_to_a_loopback_simulator(api_base: str, plain: bool) -> None:
+    settings = Settings(procore_api_base=api_base, procore_client_id="x")
+    assert bool(plain_http_hosts_for(settings)) is plain
+
+
+@pytest.mark.parametrize(("head", "kind"), [
+    (b"%PDF-1.7\n", "application/pdf"), (b"\xff\xd8\xff\xe0", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n....", "image/png"), (b"PK\x03\x04", "application/octet-stream")])
+def test_content_types_are_sniffed_when_storage_does_not_say(tmp_path: Path, head: bytes, kind: str) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(head + b"rest")
+    assert sniff_content_type(path) == kind
