@@ -145,3 +145,20 @@ def test_redis_wiped_mid_sync_still_converges(
     redis_client.flushall()
     pipeline.sync_everything()
     assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+
+
+# A wrong Total costs no waiting (the window is re-run); a broken body is retried after 5 s.
+@pytest.mark.parametrize(("fault", "count"), [("wrong_total", 40), ("truncate", 2), ("malformed_json", 2)])
+def test_a_faulty_listing_during_reconciliation_soft_deletes_nothing(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str, fault: str,
+        count: int) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    sim.set_faults(fault, ratio=1.0, count=count, paths="/rest/v1.0/projects/[0-9]+/rfis")
+    pipeline.scheduler.tick_reconcile()
+    pipeline.drain()
+    sim.clear_faults()
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM replica_records WHERE is_deleted").fetchone() == (0,)
+    pipeline.poll_cycle()
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
