@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # frees its kind again after this many intervals.
 PENDING_TTL_INTERVALS = 3
 MIN_PENDING_TTL_S = 600
+HOUSEKEEPING_S = 6 * 3600
 
 
 class Scheduler:
@@ -108,6 +109,26 @@ class Scheduler:
         log.info("projects %s: %d poll jobs enqueued", new, added)
         return added
 
+    def housekeeping(self) -> int:
+        """Archive old sync_log rows (then prune them) and drop the id lists of reconciliations
+        finished a day ago. Returns the sync_log rows archived."""
+        import psycopg
+
+        from eva00.archive import ArchiveBusy, Archiver
+
+        archived = 0
+        with psycopg.connect(self.settings.effective_database_url, autocommit=True) as conn:
+            try:
+                archived = Archiver(self.settings, conn).run().rows
+            except ArchiveBusy:
+                log.info("sync_log archive already running elsewhere; skipped")
+        with self.pool.connection() as conn:
+            pruned = conn.execute(
+                "DELETE FROM reconcile_seen WHERE poll_id IN (SELECT poll_id FROM poll_pages"
+                " WHERE is_last AND finished_at < now() - interval '1 day')").rowcount
+        log.info("housekeeping: %d sync_log rows archived, %d reconciliation ids pruned", archived, pruned)
+        return archived
+
     def _ttl(self, interval_s: int) -> int:
         return max(MIN_PENDING_TTL_S, PENDING_TTL_INTERVALS * interval_s)
 
@@ -129,6 +150,8 @@ class Scheduler:
         scheduler.add_job(self._guarded(self.tick_reconcile),
                           IntervalTrigger(seconds=self.settings.reconcile_interval_s),
                           id="reconcile")
+        scheduler.add_job(self._guarded(self.housekeeping), IntervalTrigger(seconds=HOUSEKEEPING_S),
+                          id="housekeeping")
         return scheduler
 
     @staticmethod
