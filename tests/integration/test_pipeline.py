@@ -162,3 +162,33 @@ def test_a_faulty_listing_during_reconciliation_soft_deletes_nothing(
         assert conn.execute("SELECT count(*) FROM replica_records WHERE is_deleted").fetchone() == (0,)
     pipeline.poll_cycle()
     assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+
+
+def test_a_webhook_storm_costs_one_fetch_per_item_within_the_servers_limit(
+        sim_factory: Callable[..., SimHandle], make_pipeline: Callable[[SimHandle], Pipeline],
+        database_url: str, redis_client: redis.Redis) -> None:
+    import uuid
+
+    from eva00.webhooks.events import parse
+    from eva00.webhooks.intake import Intake
+    from eva00.webhooks.options import WebhookOptions
+
+    sim = sim_factory(rate_limit="60/3", spike="25/1")
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        rfis = conn.execute("SELECT procore_id, project_id FROM rfis ORDER BY procore_id LIMIT 25").fetchall()
+    intake = Intake(WebhookOptions.from_settings(pipeline.settings), redis_client, pipeline.pool)
+    seq = max(e["seq"] for e in sim.ledger())
+    for repeat in range(8):  # 200 deliveries: every RFI updated 8 times in a burst
+        for rfi_id, project_id in rfis:
+            intake.accept(parse({
+                "id": repeat + 1, "ulid": uuid.uuid4().hex[:26].upper(), "timestamp": "2026-11-01T10:00:00Z",
+                "metadata": {}, "user_id": 5, "company_id": sim.company_id, "project_id": project_id,
+                "api_version": "v2.0", "event_type": "update", "resource_name": "RFIs",
+                "resource_id": rfi_id}))
+    pipeline.drain()
+    shows = [e for e in sim.ledger(since_seq=seq) if e["host"] == "api" and "/rfis/" in e["path"]]
+    assert len(shows) == len(rfis)
+    assert {int(e["path"].rsplit("/", 1)[1]) for e in shows} == {r for r, _p in rfis}
+    assert sim.stats()["violations"] == 0
