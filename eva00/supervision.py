@@ -106,7 +106,7 @@ def wait_settled(settings: Settings, wait_s: float) -> list[dict[str, Any]]:
         time.sleep(0.3)
 
 
-def down(settings: Settings, wait_s: float = 90.0) -> None:
+def down(settings: Settings, wait_s: float = 360.0) -> None:
     if not is_running(settings):
         return
     proxy = rpc(settings)

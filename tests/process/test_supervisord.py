@@ -46,8 +46,9 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
         assert supervision.is_running(settings), done.stderr + done.stdout
         yield settings
     finally:
+        # Downloaders may finish a transfer on SIGTERM (stopwaitsecs=300): allow for it.
         subprocess.run([sys.executable, "-m", "eva00", "down"], env=full_env, cwd=ROOT,
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=400)
 
 
 def _infos(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -95,8 +96,8 @@ def _configured_programs() -> set[str]:
     parser.read(ROOT / "supervisord.conf")
     names = set()
     for section in parser.sections():
-        if section.startswith("program:"):
-            name = section[len("program:"):]
+        if section.startswith(("program:", "eventlistener:")):
+            name = section.split(":", 1)[1]
             count = int(parser.get(section, "numprocs", fallback="1"))
             names |= {name} if count == 1 else {f"{name}-{n}" for n in range(count)}
     return names
