@@ -3,7 +3,7 @@ EVA00_DOWNLOAD_CONCURRENCY transfers across every downloader process)."""
 
 from eva00.config import load_or_exit
 from eva00.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, Housekeeping, build_downloader
-from eva00.runtime import connect, setup_logging
+from eva00.runtime import connect, on_terminate, setup_logging
 from eva00.stage import Stage
 
 settings = load_or_exit()
@@ -17,7 +17,14 @@ router = Stage("downloader-router", settings.replace(stream_block_ms=100, stream
 stage = Stage("downloader", settings.replace(stream_batch=1), client, pool, DOWNLOAD_INPUTS, downloader)
 downloader.should_stop = lambda: stage.stopping
 housekeeping = Housekeeping(pool, client, downloader.store)
-stage.install_signal_handlers()
+
+
+def stop() -> None:
+    # Both loops must see the signal: a router left running would wait out a stopped Redis forever.
+    stage.stopping = router.stopping = True
+
+
+on_terminate(stop)
 while not stage.stopping:
     router.step()
     stage.step()
