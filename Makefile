@@ -40,12 +40,16 @@ lint: setup
 	$(BIN)/ruff check eva00 processes tests
 	$(BIN)/mypy eva00 processes
 
+# FULL_SYNC_ARGS: e.g. "--project 10001 --phase 2" or "--new"; see `eva00 full-sync --help`.
 full-sync: setup
-	@echo "full-sync: not built yet (issue 6); the stack can be started with 'make up'"; exit 2
+	$(BIN)/eva00 up
+	$(BIN)/eva00 full-sync --wait $(FULL_SYNC_ARGS)
 
+# A fresh clone to a synced replica: sets up, starts the embedded stack (simulator with the standard
+# data set), runs the full sync with progress bars, then prints where to look.
 demo: setup
 	$(BIN)/eva00 up
-	@echo "demo: the stack runs on the embedded simulator; the full sync arrives with issue 6."
+	$(BIN)/eva00 full-sync --wait --where
 
 bench: setup
 	$(BIN)/python -m eva00.bench

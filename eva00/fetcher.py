@@ -107,8 +107,8 @@ class Fetcher:
         self._stats = ledger.JobStats()
         out = self._handle_job(conn, job, stream)
         children = [m for s, m in out if isinstance(m, PollJob) and s == stream]
-        paged = any(isinstance(m, PageMessage) for _s, m in out)
-        ledger.finish(conn, job, children, paged, self._stats)
+        pages = [(m.poll_id, m.page) for _s, m in out if isinstance(m, PageMessage)]
+        ledger.finish(conn, job, children, pages[0] if pages else None, self._stats)
         return out
 
     def _handle_job(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
@@ -146,8 +146,10 @@ class Fetcher:
     def _start_poll(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> PollJob:
         mode = job.mode
         if not spec.supports_updated_at and not spec.date_window:
-            # Fetched whole every time: the listing is complete, so it also finds deletions.
-            mode = PollMode.RECONCILE
+            # Fetched whole every time: the listing is complete, so it also finds deletions;
+            # except per parent (drawings of one area): the replica's deletes are per project, and
+            # one area's listing would delete every other area's drawings.
+            mode = PollMode.RECONCILE if spec.scope is not Scope.PARENT else PollMode.INCREMENTAL
         window_from = window_to = None
         if mode == PollMode.FULL and spec.supports_updated_at:
             # Everything, without an updated_at window: a window would hide the records updated

@@ -66,19 +66,30 @@ class FullSync:
 
     # --- runs ---
 
-    def start(self, project_ids: Sequence[int] | None, phases: Sequence[int]) -> Run:
-        """The running run of this scope (resumed), or a new one."""
+    def start(self, project_ids: Sequence[int] | None, phases: Sequence[int], *, new: bool = False) -> Run:
+        """The latest run of this scope: resumed if running, reopened if incomplete (its refused
+        listings are tried again, nothing else), as it is if complete; a new run if there is none
+        or ``new`` is set."""
         scope = sorted(project_ids) if project_ids else None
         wanted = sorted(set(phases))
         with self.pool.connection() as conn:
             row = conn.execute(
-                "SELECT run_id FROM fullsync_runs WHERE status = 'running' AND phases = %s::int[]"
+                "SELECT run_id, status FROM fullsync_runs WHERE phases = %s::int[]"
                 " AND project_ids IS NOT DISTINCT FROM %s::bigint[] ORDER BY started_at DESC LIMIT 1",
                 (wanted, scope)).fetchone()
-            run_id = row[0] if row else f"fs-{uuid.uuid4().hex[:12]}"
-            if row is None:
+            if row is None or new:
+                run_id = f"fs-{uuid.uuid4().hex[:12]}"
                 conn.execute("INSERT INTO fullsync_runs (run_id, project_ids, phases)"
                              " VALUES (%s, %s::bigint[], %s::int[])", (run_id, scope, wanted))
+            else:
+                run_id = row[0]
+                if row[1] == "incomplete":
+                    retried = conn.execute(
+                        "UPDATE fullsync_jobs SET state = 'queued', outcome = NULL, error = NULL,"
+                        " done_at = NULL WHERE run_id = %s AND outcome = 'refused'", (run_id,)).rowcount
+                    conn.execute("UPDATE fullsync_runs SET status = 'running', finished_at = NULL,"
+                                 " reason = NULL WHERE run_id = %s", (run_id,))
+                    log.info("full sync %s reopened: %d refused listings are tried again", run_id, retried)
         run = self.load(run_id)
         assert run is not None
         return run
@@ -86,15 +97,8 @@ class FullSync:
     def load(self, run_id: str | None = None) -> Run | None:
         """A run by id, or the latest one."""
         with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT run_id, project_ids, phases, status, extract(epoch FROM started_at),"
-                " extract(epoch FROM finished_at), reason FROM fullsync_runs"
-                " WHERE run_id = coalesce(%s, run_id) ORDER BY started_at DESC LIMIT 1",
-                (run_id,)).fetchone()
-        if row is None:
-            return None
-        return Run(row[0], list(row[1]) if row[1] is not None else None, list(row[2]), row[3],
-                   float(row[4]), float(row[5]) if row[5] is not None else None, row[6])
+            runs = load_runs(conn, run_id, limit=1)
+        return runs[0] if runs else None
 
     # --- one step of the watcher ---
 
@@ -189,11 +193,13 @@ class FullSync:
         live = live_keys(self.redis)
         with self.pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT j.job_key, j.parent_key, j.job FROM fullsync_jobs j WHERE j.run_id = %s"
+                f"SELECT j.job_key, j.parent_key, j.job, j.poll_id || ':' || j.page FROM fullsync_jobs j"
+                f" WHERE j.run_id = %s"
                 f" AND {_UNSETTLED} AND coalesce(j.done_at, j.created_at) < now() - make_interval(secs => %s)"
                 " ORDER BY j.created_at, j.job_key", (run.run_id, grace_s)).fetchall()
-        orphans = [PollJob.from_dict(job) for key, parent, job in rows
-                   if key not in live and (parent is None or parent not in live)]
+        # A job is still on its way if it, the page it sent, or the job that made it is in a stream.
+        orphans = [PollJob.from_dict(job) for key, parent, job, page in rows
+                   if not {key, page, parent} & live]
         for job in orphans:
             self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
         if orphans:
@@ -203,17 +209,55 @@ class FullSync:
     # --- reporting ---
 
     def errors(self, conn: psycopg.Connection[Any], run_id: str) -> list[str]:
-        refused = conn.execute(
-            "SELECT kind, project_id, error FROM fullsync_jobs WHERE run_id = %s AND outcome = 'refused'"
-            " ORDER BY project_id, kind", (run_id,)).fetchall()
-        incomplete = conn.execute(
-            "SELECT j.kind, j.project_id FROM fullsync_jobs j JOIN poll_pages p ON p.poll_id = j.poll_id"
-            " AND p.page = j.page WHERE j.run_id = %s AND p.is_last AND NOT p.complete AND NOT EXISTS"
-            " (SELECT 1 FROM fullsync_jobs c WHERE c.run_id = j.run_id AND c.parent_key = j.job_key)",
-            (run_id,)).fetchall()
-        return ([f"{k} in project {p or '-'} refused ({e})" for k, p, e in refused]
-                + [f"{k} in project {p or '-'}: listing incomplete (counts kept disagreeing)"
-                   for k, p in incomplete])
+        return run_errors(conn, run_id)
+
+
+def load_runs(conn: psycopg.Connection[Any], run_id: str | None = None, limit: int = 1) -> list[Run]:
+    """One run by id, or the latest ``limit`` runs, newest first."""
+    rows = conn.execute(
+        "SELECT run_id, project_ids, phases, status, extract(epoch FROM started_at),"
+        " extract(epoch FROM finished_at), reason FROM fullsync_runs"
+        " WHERE run_id = coalesce(%s, run_id) ORDER BY started_at DESC LIMIT %s",
+        (run_id, limit)).fetchall()
+    return [Run(row[0], list(row[1]) if row[1] is not None else None, list(row[2]), row[3],
+                float(row[4]), float(row[5]) if row[5] is not None else None, row[6]) for row in rows]
+
+
+def run_errors(conn: psycopg.Connection[Any], run_id: str) -> list[str]:
+    """Why a run is incomplete: refused listings, and polls whose counts kept disagreeing."""
+    refused = conn.execute(
+        "SELECT kind, project_id, error FROM fullsync_jobs WHERE run_id = %s AND outcome = 'refused'"
+        " ORDER BY project_id, kind", (run_id,)).fetchall()
+    incomplete = conn.execute(
+        "SELECT j.kind, j.project_id FROM fullsync_jobs j JOIN poll_pages p ON p.poll_id = j.poll_id"
+        " AND p.page = j.page WHERE j.run_id = %s AND p.is_last AND NOT p.complete AND NOT EXISTS"
+        " (SELECT 1 FROM fullsync_jobs c WHERE c.run_id = j.run_id AND c.parent_key = j.job_key)",
+        (run_id,)).fetchall()
+    return ([f"{k} in project {p or '-'} refused ({e})" for k, p, e in refused]
+            + [f"{k} in project {p or '-'}: listing incomplete (counts kept disagreeing)"
+               for k, p in incomplete])
+
+
+def held_units(conn: psycopg.Connection[Any], live_projects: Sequence[int]) -> set[tuple[str, int | None]]:
+    """(kind, project) units a running full sync will fetch and has not settled yet.
+
+    An everyday poll of such a unit would fetch the same data the run is about to fetch (a first
+    poll has no cursor, so it lists everything): the scheduler leaves them to the run. A unit the
+    run has settled is polled as usual again, from the cursor the run left."""
+    held: set[tuple[str, int | None]] = set()
+    runs = conn.execute("SELECT run_id, project_ids, phases FROM fullsync_runs WHERE status = 'running'")
+    for run_id, scope, phases in runs.fetchall():
+        settled = {(kind, project) for kind, project in conn.execute(
+            f"SELECT j.kind, j.project_id FROM fullsync_jobs j WHERE j.run_id = %s"
+            f" GROUP BY j.kind, j.project_id HAVING count(*) FILTER (WHERE {_UNSETTLED}) = 0",
+            (run_id,))}
+        projects = [p for p in live_projects if scope is None or p in scope]
+        for phase in phases:
+            for kind in ledger.PHASES.get(phase, ()):
+                units: list[tuple[str, int | None]] = (
+                    [(kind, None)] if kind in COMPANY_LEVEL_KINDS else [(kind, p) for p in projects])
+                held.update(u for u in units if u not in settled)
+    return held
 
 
 def floor_requests(kind: str, total: int | None, listed: int) -> int:

@@ -114,18 +114,21 @@ class JobStats:
     refused: str | None = None
 
 
-def finish(conn: psycopg.Connection[Any], job: PollJob, children: Sequence[PollJob], paged: bool,
-           stats: JobStats) -> None:
-    """Mark the job done with what it spent, and write what it produced, in one transaction."""
+def finish(conn: psycopg.Connection[Any], job: PollJob, children: Sequence[PollJob],
+           page: tuple[str, int] | None, stats: JobStats) -> None:
+    """Mark the job done with what it spent, and write what it produced, in one transaction.
+    ``page`` is the (poll id, page) it sent to the differ: a job that started its poll learns
+    its poll id only now."""
     key = job_key(job)
     record(conn, children, key)
-    outcome = "refused" if stats.refused else "paged" if paged else "planned"
+    outcome = "refused" if stats.refused else "paged" if page else "planned"
+    poll_id, number = page or (job.poll_id, job.page)
     conn.execute(
         "UPDATE fullsync_jobs SET state = 'done', outcome = %s, requests = requests + %s,"
         " shows = shows + %s, shows_needed = %s, listed = %s, total = %s, error = %s,"
-        " done_at = now() WHERE run_id = %s AND job_key = %s",
+        " poll_id = %s, page = %s, done_at = now() WHERE run_id = %s AND job_key = %s",
         (outcome, stats.requests, stats.shows, stats.shows_needed, stats.listed, stats.total,
-         stats.refused, job.run_id, key))
+         stats.refused, poll_id, number, job.run_id, key))
 
 
 def skip(conn: psycopg.Connection[Any], job: PollJob) -> None:

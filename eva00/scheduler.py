@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
+from eva00.fullsync import held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, PollJob, PollMode
 
@@ -66,9 +67,15 @@ class Scheduler:
     # --- enqueueing ---
 
     def enqueue(self, jobs: Iterable[PollJob], ttl_s: int) -> int:
-        """XADD each job whose (kind, project, mode) has none pending; returns how many."""
+        """XADD each job whose (kind, project, mode) has none pending and that no running full
+        sync is about to fetch; returns how many."""
+        jobs = list(jobs)
+        with self.pool.connection() as conn:
+            held = held_units(conn, sorted({j.project_id for j in jobs if j.project_id is not None}))
         added = 0
         for job in jobs:
+            if (job.kind, job.project_id) in held:
+                continue
             marker = keys.job_pending_key(f"{job.kind}:{job.mode}", job.project_id)
             if not self.redis.set(marker, job.reason, nx=True, ex=ttl_s):
                 continue

@@ -153,15 +153,17 @@ def read_downloads(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
     return result
 
 
-def read_full_sync(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    """Derived from the differ's poll_pages rows of each full-sync run (run_id set)."""
-    return [{"run_id": run, "polls": polls, "polls_finished": finished, "pages": pages,
-             "items": items, "started_at": started, "last_page_at": last}
-            for run, polls, finished, pages, items, started, last in conn.execute(
-                "SELECT run_id, count(DISTINCT poll_id), count(*) FILTER (WHERE is_last AND"
-                " finished_at IS NOT NULL), count(*), coalesce(sum(items), 0), min(committed_at),"
-                " max(committed_at) FROM poll_pages WHERE run_id <> '' GROUP BY run_id"
-                " ORDER BY max(committed_at) DESC LIMIT 5")]
+def read_full_sync(conn: psycopg.Connection, hosts: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The latest full-sync runs, newest first, as `eva00 full-sync --status --json` shows them
+    (without the per-kind rows)."""
+    from eva00.fullsync import load_runs
+    from eva00.fullsync_status import status_of
+
+    keep = ("run_id", "status", "reason", "current_phase", "requests", "floor", "requests_over_floor",
+            "api_requests_over_floor", "items", "pages", "files", "files_done", "file_requests",
+            "file_floor", "errors", "rate_per_s", "eta_s", "elapsed_s", "started_at", "finished_at")
+    return [{name: value for name, value in status_of(conn, run, hosts=hosts).items() if name in keep}
+            for run in load_runs(conn, limit=5)]
 
 
 def read_alerts(conn: psycopg.Connection) -> list[dict[str, Any]]:
@@ -264,7 +266,9 @@ class StatusReader:
             snap.freshness = read_freshness(conn, self.settings.poll_intervals_s, snap.at)
             snap.errors_24h = read_errors_24h(conn, snap.at)
             snap.downloads = read_downloads(conn)
-            snap.full_sync = read_full_sync(conn)
+            from eva00.fullsync_status import api_hosts
+
+            snap.full_sync = read_full_sync(conn, api_hosts(self.settings))
             snap.alerts = read_alerts(conn)
             snap.dead_letters = read_dead_letters(conn, snap.at)
         snap.pending["files_pending"] = snap.downloads["pending"]["count"]
@@ -308,8 +312,8 @@ def render(snap: Snapshot, console: Any) -> None:
     _render_pairs(console, "Pending", snap.pending)
     _render_pairs(console, "Downloads",
                   {k: f"{v['count']} ({v['bytes']} B)" for k, v in snap.downloads.items()})
-    _render_rows(console, "Full sync (from poll_pages)", snap.full_sync,
-                 ("run_id", "polls", "polls_finished", "pages", "items"))
+    _render_rows(console, "Full sync", snap.full_sync,
+                 ("run_id", "status", "current_phase", "items", "requests", "floor", "eta_s"))
     _render_rows(console, "Open alerts", snap.alerts, ("severity", "alert_key", "status", "message"))
     _render_pairs(console, "Dead letters", {k: v for k, v in snap.dead_letters.items() if k != "recent"})
     if snap.disk:

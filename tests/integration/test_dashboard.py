@@ -35,6 +35,10 @@ def seed_stack(database_url: str, client: redis.Redis) -> None:
                          " %s, 5, 'run-1')", (f"p-{kind}", kind, project, at))
             conn.execute("INSERT INTO sync_cursors (kind, project_id, cursor_at, updated_at)"
                          " VALUES (%s, %s, %s, %s)", (kind, project, at, at))
+        conn.execute("INSERT INTO fullsync_runs (run_id, phases) VALUES ('run-1', '{1,2,3,4}')")
+        conn.execute("INSERT INTO fullsync_jobs (run_id, job_key, phase, kind, project_id, poll_id, job,"
+                     " state, outcome, requests, total, listed) VALUES ('run-1', 'plan:rfi:7:0:0', 2, 'rfi',"
+                     " 7, 'p-rfi', '{}', 'done', 'paged', 1, 5, 5)")
         conn.execute("INSERT INTO sync_log (kind, procore_id, action, result) VALUES"
                      " ('rfi', 1, 'update', 'ok'), ('rfi', 2, 'conflict', 'overwritten')")
         conn.execute("INSERT INTO dead_letters (stream, message_id, error)"
@@ -88,7 +92,9 @@ def test_status_json_reports_freshness_levels_limiter_and_alerts(base_url: str) 
     assert status["dead_letters"]["total"] == 1
     assert status["errors_24h"]["conflicts"] == 1
     assert status["pending"]["poll_jobs_pending"] == 1
-    assert status["full_sync"][0]["run_id"] == "run-1"
+    run = status["full_sync"][0]
+    assert (run["run_id"], run["status"], run["current_phase"]) == ("run-1", "running", 2)
+    assert (run["items"], run["requests"], run["floor"]) == (20, 1, 1)
     assert {(s["stream"], s["length"]) for s in status["streams"]} >= {("eva00:pages", 1)}
     assert status["errors"] == {}
 

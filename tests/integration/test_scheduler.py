@@ -124,3 +124,29 @@ def test_housekeeping_archives_old_sync_log_rows_and_prunes_finished_reconciliat
         assert conn.execute("SELECT count(*) FROM sync_log").fetchone() == (1,)
         assert conn.execute("SELECT poll_id FROM reconcile_seen").fetchall() == [("new",)]
     assert list((settings.data_dir / "archive").glob("sync_log-*.jsonl.gz"))
+
+
+def test_a_running_full_sync_holds_everyday_polls_of_what_it_has_not_settled_yet(
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
+    from eva00.fullsync import FullSync
+
+    _add_project(database_url, 11)
+    _add_project(database_url, 12)
+    run = FullSync(settings, redis_client, pool).start([11], [2])
+    scheduler = _scheduler(settings, redis_client, pool)
+    scheduler.tick_family("rfis")
+    assert {(j.kind, j.project_id) for j in _jobs(redis_client)} == {("rfi", 12)}, \
+        "project 11's rfis are the run's to fetch; project 12 is outside its scope"
+    with psycopg.connect(database_url) as conn:
+        # The run's rfi poll of project 11 is done and its only page committed.
+        conn.execute("INSERT INTO fullsync_jobs (run_id, job_key, phase, kind, project_id, poll_id, page,"
+                     " job, state, outcome) VALUES (%s, 'plan:rfi:11:0:0', 2, 'rfi', 11, 'p1', 1, '{}',"
+                     " 'done', 'paged')", (run.run_id,))
+        conn.execute("INSERT INTO poll_pages (poll_id, page, kind, project_id, mode, items, is_last)"
+                     " VALUES ('p1', 1, 'rfi', 11, 'full', 0, true)")
+    scheduler.tick_family("rfis")
+    assert ("rfi", 11) in {(j.kind, j.project_id) for j in _jobs(redis_client)}
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE fullsync_runs SET status = 'complete' WHERE run_id = %s", (run.run_id,))
+    redis_client.delete(keys.job_pending_key("rfi:incremental", 11))
+    assert scheduler.tick_family("rfis") == 1

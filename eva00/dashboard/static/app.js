@@ -47,7 +47,8 @@ function render(s) {
   fillTable("streams", s.streams, r => [[r.stream], [r.group], [r.length], [r.pending], [r.lag]]);
   fillPairs("downloads", Object.fromEntries(Object.entries(s.downloads).map(
     ([k, v]) => [k, v.count + " (" + bytes(v.bytes) + ")"])));
-  fillTable("fullsync", s.full_sync, r => [[r.run_id], [r.polls], [r.polls_finished], [r.pages], [r.items]]);
+  fillTable("fullsync", s.full_sync, r => [[r.run_id], [r.status], [r.current_phase ?? "-"], [r.items],
+    [r.requests], [r.floor], [r.eta_s === null ? "-" : Math.round(r.eta_s) + " s"]]);
   fillPairs("deadletters", { total: s.dead_letters.total ?? "-", "last 24 h": s.dead_letters.last_24h ?? "-" });
   if (s.disk.free_ratio !== undefined) {
     fillPairs("disk", { path: s.disk.path, free: (100 * s.disk.free_ratio).toFixed(1) + " %",

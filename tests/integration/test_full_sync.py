@@ -1,0 +1,130 @@
+"""The full sync against the simulator, stages stepped in-process: equals the ground truth,
+resumes from PostgreSQL after Redis is wiped without re-fetching committed pages, and fails a
+forbidden project alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from psycopg_pool import ConnectionPool
+
+from eva00.config import Settings
+from eva00.fullsync import FullSync, Run
+from eva00.fullsync_status import run_status
+from eva00.pipeline_local import LocalPipeline, settings_for_simulator
+from eva00.simulator.testing import SimHandle
+
+ALL_PHASES = [1, 2, 3, 4]
+
+
+class Harness:
+    def __init__(self, pipeline: LocalPipeline, sync: FullSync) -> None:
+        self.pipeline, self.sync = pipeline, sync
+
+    def run(self, run: Run, max_rounds: int = 20_000, stop_after: int | None = None,
+            until_phase: int | None = None) -> Run:
+        """Step the watcher and both stages until the run ends (or ``stop_after`` messages, or
+        the run reaches ``until_phase``)."""
+        handled = 0
+        for _ in range(max_rounds):
+            run = self.sync.step(run)
+            if run.status != "running" or (until_phase and self.phase_started(run, until_phase)):
+                return run
+            done = self.pipeline.fetcher.step() + self.pipeline.differ.step()
+            handled += done
+            if stop_after is not None and handled >= stop_after:
+                return run
+        raise AssertionError("the full sync never finished")
+
+    def phase_started(self, run: Run, phase: int) -> bool:
+        with self.sync.pool.connection() as conn:
+            return conn.execute("SELECT 1 FROM fullsync_jobs WHERE run_id = %s AND phase = %s LIMIT 1",
+                                (run.run_id, phase)).fetchone() is not None
+
+
+@pytest.fixture
+def harness(settings: Settings, redis_client: redis.Redis) -> Iterator[Callable[[SimHandle], Harness]]:
+    pools: list[ConnectionPool] = []
+
+    def make(sim: SimHandle) -> Harness:
+        configured = settings_for_simulator(settings, api_base=sim.api_base, login_base=sim.login_base,
+                                            client_id=sim.client_id, client_secret=sim.client_secret,
+                                            company_id=sim.company_id)
+        pool = ConnectionPool(configured.effective_database_url, min_size=1, max_size=4, open=True)
+        pools.append(pool)
+        return Harness(LocalPipeline.build(configured, redis_client, pool),
+                       FullSync(configured, redis_client, pool))
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+def _differences(sim: SimHandle, database_url: str) -> dict[str, list[Any]]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT kind, procore_id, project_id, payload_hash FROM replica_records"
+                            " WHERE NOT is_deleted").fetchall()
+    replica = {(k, i, 0 if k == "project" else (p or 0)): h for k, i, p, h in rows}
+    truth = {(r["kind"], r["id"], 0 if r["kind"] == "project" else (r["project_id"] or 0)): r["payload_hash"]
+             for r in sim.truth()["records"] if not r["is_deleted"]}
+    return {"missing": sorted(set(truth) - set(replica))[:10],
+            "unexpected": sorted(set(replica) - set(truth))[:10],
+            "stale": sorted(k for k in set(truth) & set(replica) if truth[k] != replica[k])[:10]}
+
+
+def _api_calls(sim: SimHandle) -> list[str]:
+    return [f"{e['path']}?{e.get('query', '')}" for e in sim.ledger()
+            if e["host"] == "api" and "oauth" not in e["path"] and "/_sim" not in e["path"]]
+
+
+def test_a_full_sync_equals_the_simulators_ground_truth_and_reports_its_floor(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
+    h = harness(sim)
+    run = h.run(h.sync.start(None, ALL_PHASES))
+    assert (run.status, run.reason) == ("complete", None)
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    status = run_status(h.sync, run)
+    calls = _api_calls(sim)
+    assert status["requests"] == len(calls)
+    assert status["floor"] <= status["requests"] <= status["floor"] * 1.10
+    assert {k["kind"] for k in status["kinds"] if k["items"]} >= {"project", "rfi", "drawing", "task"}
+    with psycopg.connect(database_url) as conn:
+        cursors = conn.execute("SELECT count(*) FROM sync_cursors WHERE kind = 'rfi'").fetchone()
+    assert cursors == (3,), "a full sync leaves the rfi cursors where everyday polling continues"
+
+
+def test_redis_wiped_mid_run_resumes_without_refetching_committed_pages(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str,
+        redis_client: redis.Redis) -> None:
+    h = harness(sim)
+    run = h.run(h.sync.start(None, ALL_PHASES), stop_after=120)
+    assert run.status == "running"
+    redis_client.flushall()
+    h2 = harness(sim)
+    run = h2.sync.start(None, ALL_PHASES)
+    assert h2.sync.heal(run) > 0
+    run = h2.run(run)
+    assert run.status == "complete"
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    repeated = [call for call, n in Counter(_api_calls(sim)).items() if n > 1]
+    assert len(repeated) <= 2, f"fetched twice: {repeated}"
+
+
+def test_a_forbidden_project_fails_alone_and_the_others_finish(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
+    forbidden = min(p["id"] for p in sim.truth(kinds=["project"])["records"])
+    h = harness(sim)
+    run = h.run(h.sync.start(None, ALL_PHASES), until_phase=2)
+    sim.forbid_project(forbidden)  # known from phase 1, refused from phase 2 on
+    run = h.run(run)
+    assert run.status == "incomplete"
+    assert run.reason is not None and f"project {forbidden} refused (403" in run.reason
+    others = _differences(sim, database_url)
+    assert others["unexpected"] == [] and others["stale"] == []
+    assert others["missing"] and {key[2] for key in others["missing"]} == {forbidden}
+    assert run_status(h.sync, run)["errors"] > 0

@@ -1,0 +1,125 @@
+"""`eva00 full-sync` as an operator runs it, against real fetcher, differ and downloader processes
+and the simulator: exit codes, the summary with the floor, the JSON status, Ctrl-C, re-runs that
+fetch nothing already committed, a refused project named in the reason, and a clear error when
+PostgreSQL is unreachable."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+
+from eva00.bench.full_sync import completeness, stage_env, stage_processes
+from eva00.localstack import free_port
+from eva00.simulator.testing import SimHandle
+
+pytestmark = pytest.mark.process
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(sim: SimHandle, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    environment = {**stage_env(sim, database_url, redis_url, tmp_path, window_max=100_000, window_s=60,
+                               refill_per_s=500, burst=500), "EVA00_CLAIM_IDLE_MS": "1000"}
+    with stage_processes(["fetcher", "differ", "downloader"], environment, tmp_path / "logs"):
+        yield environment
+
+
+def _full_sync(env: dict[str, str], *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "eva00", "full-sync", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+def _status(env: dict[str, str]) -> dict[str, Any]:
+    done = _full_sync(env, "--status", "--json")
+    assert done.returncode == 0, done.stderr
+    return dict(orjson.loads(done.stdout))
+
+
+def _api_calls(sim: SimHandle) -> list[dict[str, Any]]:
+    return [e for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
+            and not e["path"].startswith("/_sim")]
+
+
+def test_the_command_waits_for_records_and_files_then_exits_0_with_the_floor_and_a_rerun_fetches_nothing(
+        env: dict[str, str], sim: SimHandle, database_url: str) -> None:
+    done = _full_sync(env, "--wait", "--interval-s", "0.2", "--where")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "requests / floor" in done.stdout and "complete" in done.stdout
+    assert "Where to look" in done.stdout and "dashboard" in done.stdout
+    status = _status(env)
+    assert status["status"] == "complete" and status["error_list"] == []
+    assert status["files"] > 0 and status["files_done"] == status["files"] and status["files_pending"] == 0
+    assert status["floor"] <= status["requests"] <= status["floor"] * 1.10
+    # Every API request is accounted for: the run's listings and shows, and the downloads' first hops.
+    assert status["requests"] + status["file_requests"] == len(_api_calls(sim))
+    assert status["file_floor"] <= status["file_requests"] <= status["file_floor"] * 1.10
+    assert status["api_requests_over_floor"] <= 1.10
+    assert {k["kind"] for k in status["kinds"] if k["items"]} >= {"project", "rfi", "drawing", "image"}
+    assert completeness(sim, database_url) == 1.0
+
+    calls_before = len(_api_calls(sim))
+    again = _full_sync(env, "--wait")
+    assert again.returncode == 0 and "is complete" in again.stdout
+    assert len(_api_calls(sim)) == calls_before, "a completed run is not fetched again"
+
+
+def test_ctrl_c_stops_only_the_watching_and_the_next_run_continues_the_same_run(
+        env: dict[str, str], sim: SimHandle, database_url: str) -> None:
+    watcher = subprocess.Popen([sys.executable, "-m", "eva00", "full-sync", "--wait", "--interval-s", "0.2"],
+                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(_api_calls(sim)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watcher.send_signal(signal.SIGINT)
+    _out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130 and "the stages go on" in err
+    done = _full_sync(env, "--wait", "--interval-s", "0.2")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    with psycopg.connect(database_url) as conn:
+        runs = conn.execute("SELECT status FROM fullsync_runs").fetchall()
+    assert runs == [("complete",)], "one run, continued"
+    assert completeness(sim, database_url) == 1.0
+
+
+def test_a_refused_project_fails_the_run_naming_it_and_the_rerun_fetches_only_what_was_refused(
+        env: dict[str, str], sim: SimHandle, database_url: str) -> None:
+    assert _full_sync(env, "--phase", "1", "--wait", "--no-files").returncode == 0
+    forbidden = min(p["id"] for p in sim.truth(kinds=["project"])["records"])
+    sim.forbid_project(forbidden)
+    done = _full_sync(env, "--phase", "2", "--wait", "--no-files")
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert f"project {forbidden} refused (403" in done.stdout.replace("\n", "")
+    status = _status(env)
+    assert status["status"] == "incomplete" and status["errors"] > 0
+
+    sim.allow_project(forbidden)
+    seen = sim.ledger()[-1]["seq"]
+    again = _full_sync(env, "--phase", "2", "--wait", "--no-files")
+    assert again.returncode == 0, again.stdout[-3000:]
+    refetched = [e for e in _api_calls(sim) if e["seq"] > seen
+                 and "/files/" not in e["path"]]  # downloads of phase 1 go on (--no-files)
+    assert refetched and all(str(forbidden) in e["path"] + str(e.get("query", "")) for e in refetched), \
+        refetched[:3]
+    with psycopg.connect(database_url) as conn:
+        rfis = conn.execute("SELECT count(*) FROM rfis WHERE project_id = %s", (forbidden,)).fetchone()
+    assert rfis is not None and rfis[0] > 0
+
+
+def test_an_unreachable_database_gives_a_clear_error_and_exit_69(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"postgresql://eva00@127.0.0.1:{free_port()}/nowhere",
+           "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "EVA00_VAR_DIR": str(tmp_path),
+           "PATH": "/usr/bin:/bin"}
+    done = _full_sync(env, "--wait", "--connect-timeout-s", "1", timeout_s=60)
+    assert done.returncode == 69
+    assert "cannot reach" in done.stderr and "make up" in done.stderr
+    assert "Traceback" not in done.stderr
