@@ -66,7 +66,7 @@ class Differ:
             replica.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         for procore_id in page.missing_ids:
             self._confirm_missing(conn, page, procore_id, fetched_at)
-        if page.mode in (PollMode.RECONCILE, PollMode.FULL) and page.ids:
+        if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
             conn.cursor().executemany(
                 "INSERT INTO reconcile_seen (poll_id, procore_id) VALUES (%s, %s)"
                 " ON CONFLICT DO NOTHING", [(page.poll_id, i) for i in page.ids])
@@ -165,15 +165,16 @@ class Differ:
             return
         if page.mode in (PollMode.INCREMENTAL, PollMode.FULL) and window_to is not None:
             replica.advance_cursor(conn, page.kind, page.project_id, window_to)
-        if page.mode in (PollMode.RECONCILE, PollMode.FULL):
+        if page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from:
             # A full listing is complete by construction: what it did not list is gone upstream.
             self._reconcile(conn, page, at)
 
     def _reconcile(self, conn: psycopg.Connection, page: PageMessage, at: datetime) -> None:
         seen = [int(r[0]) for r in conn.execute(
             "SELECT procore_id FROM reconcile_seen WHERE poll_id = %s", (page.poll_id,))]
+        dates = (page.date_from, page.date_to or page.date_from) if page.date_from else None
         result = replica.soft_delete_missing(conn, page.kind, page.project_id, seen,
-                                             max_ratio=self.mass_delete_ratio, at=at)
+                                             max_ratio=self.mass_delete_ratio, at=at, date_range=dates)
         if result.guard_tripped:
             from eva00 import alerts
 
@@ -204,10 +205,18 @@ class Differ:
         jobs: list[Outgoing] = []
         for record in records:
             for ref in file_refs(record.kind, record.payload):
+                # A link already known keeps its state, except that a fresh URL re-arms one whose
+                # signed URL ran out (expired) and refreshes one still waiting (pending).
                 row = conn.execute(
                     "INSERT INTO record_files (kind, procore_id, project_id, url_field, procore_file_id,"
                     " procore_version_id, source_url, expected_size_bytes) VALUES"
-                    " (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                    " (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (kind, procore_id,"
+                    " (coalesce(project_id, 0)), url_field, (coalesce(procore_file_id, '')),"
+                    " (coalesce(procore_version_id, ''))) DO UPDATE SET source_url = EXCLUDED.source_url,"
+                    " status = 'pending', attempts = CASE WHEN record_files.status = 'expired' THEN 0"
+                    " ELSE record_files.attempts END,"
+                    " updated_at = now() WHERE record_files.status IN ('pending', 'expired')"
+                    " AND record_files.source_url IS DISTINCT FROM EXCLUDED.source_url RETURNING id",
                     (record.kind, record.procore_id, record.project_id, ref.url_field, ref.file_id,
                      ref.version_id, ref.url, ref.size_bytes)).fetchone()
                 status = None if row else conn.execute(

@@ -240,8 +240,10 @@ class Fetcher:
         totals_agree = job.totals_agree and (page.total is None or page.total == job.expected_total)
         seen = job.items_seen + len(page.items)
         items, deleted, list_hashes = self._split(conn, spec, job, page.items)
-        # A full listing (FULL or RECONCILE) also finds deletions: it sends every id it saw.
-        complete_listing = job.mode in (PollMode.RECONCILE, PollMode.FULL)
+        # A full listing (FULL or RECONCILE, or one date window of daily logs) also finds
+        # deletions: it sends every id it saw.
+        date_window = spec.date_window and window is not None
+        complete_listing = job.mode in (PollMode.RECONCILE, PollMode.FULL) or date_window
         ids = [int(i["id"]) for i in page.items] if complete_listing else []
         if job.kind == "project" and complete_listing and page.is_last and job.page == 1:
             ids += self._hidden_projects(conn, spec, job, set(ids))
@@ -252,6 +254,8 @@ class Fetcher:
             pages_total=job.page if page.is_last else None, window_to=job.cursor_to,
             parent_id=job.parent_id, run_id=job.run_id, requested_at=job.requested_at,
             pending_key=job.pending_key,
+            date_from=job.window_from if date_window else None,
+            date_to=job.window_to if date_window else None,
             complete=page.is_last and totals_agree and job.expected_total in (None, seen))
         out: list[Outgoing] = [(keys.STREAM_PAGES, message)]
         if not page.is_last:

@@ -166,6 +166,10 @@ class PageMessage(Message):
     run_id: str = ""
     requested_at: float = 0.0
     pending_key: str = ""
+    # Daily logs: the date window (first, last day) this poll listed whole; what it did not list
+    # within it is deleted upstream (the sheet's delete signal for daily reports).
+    date_from: str | None = None
+    date_to: str | None = None
 
 
 @message("file", version=1)

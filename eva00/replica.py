@@ -398,8 +398,12 @@ _SCOPE = "kind = %s AND coalesce(project_id, 0) = coalesce(%s, 0)"
 
 
 def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: int | None,
-                        seen_ids: Collection[int], *, max_ratio: float, at: datetime) -> DeleteResult:
+                        seen_ids: Collection[int], *, max_ratio: float, at: datetime,
+                        date_range: tuple[str, str] | None = None) -> DeleteResult:
     """Soft-delete the live rows a COMPLETE enumeration at server time ``at`` did not list.
+
+    ``date_range`` (first, last day, inclusive) limits it to the rows whose ``date`` lies in the
+    window the enumeration covered: daily logs are listed one date window at a time.
 
     Mass-delete guard: when more than ``max_ratio`` of the live rows would go, and more than
     MASS_DELETE_FLOOR of them, nothing is deleted (an empty or truncated listing from Procore
@@ -410,15 +414,18 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     _check_time(at, "at")
     if not 0.0 <= max_ratio <= 1.0:
         raise ValueError(f"max_ratio {max_ratio!r} is not between 0 and 1")
+    in_range = " AND (payload->>'date') BETWEEN %s AND %s" if date_range else ""
+    range_args: tuple[str, ...] = tuple(date_range) if date_range else ()
     with _atomic(conn):
         live_row = conn.execute(_scope_sql(table, "SELECT count(*) FROM {table} WHERE " + _SCOPE
-                                           + " AND NOT is_deleted"), (kind, project_id)).fetchone()
+                                           + " AND NOT is_deleted" + in_range),
+                                (kind, project_id, *range_args)).fetchone()
         live = int(live_row[0]) if live_row else 0
         missing = [int(r[0]) for r in conn.execute(_scope_sql(
-            table, "SELECT procore_id FROM {table} t WHERE " + _SCOPE + " AND NOT is_deleted"
-            " AND fetched_at < %s AND NOT EXISTS (SELECT 1 FROM unnest(%b::bigint[]) AS s (id)"
+            table, "SELECT procore_id FROM {table} t WHERE " + _SCOPE + " AND NOT is_deleted" + in_range
+            + " AND fetched_at < %s AND NOT EXISTS (SELECT 1 FROM unnest(%b::bigint[]) AS s (id)"
             " WHERE s.id = t.procore_id) ORDER BY procore_id FOR NO KEY UPDATE"),
-            (kind, project_id, at, list(seen_ids))).fetchall()]
+            (kind, project_id, *range_args, at, list(seen_ids))).fetchall()]
         if len(missing) > max_ratio * live and len(missing) > MASS_DELETE_FLOOR:
             log_sync(conn, kind, project_id, "soft_delete", {
                 "live": live, "would_delete": len(missing), "max_ratio": max_ratio, "at": at},

@@ -256,6 +256,11 @@ class Stage:
                 attempt += 1
                 if self.stopping and attempt > 3:
                     raise SystemExit(0) from exc
-                log.warning("%s: PostgreSQL unavailable (%s); retry %d", self.name,
-                            str(exc).splitlines()[0] if str(exc) else exc, attempt)
+                first_line = str(exc).splitlines()[0] if str(exc) else exc
+                if (exc.sqlstate or "").startswith("40"):
+                    # A deadlock or serialization failure between two stages: the transaction
+                    # rolled back whole and simply runs again; the server is fine.
+                    log.info("%s: transaction conflict (%s); retry %d", self.name, first_line, attempt)
+                else:
+                    log.warning("%s: PostgreSQL unavailable (%s); retry %d", self.name, first_line, attempt)
                 self.sleep(capped_backoff_s(attempt, cap_s=self.settings.outage_backoff_cap_s))

@@ -44,6 +44,18 @@ def meets(value: float, goal: str) -> bool:
             "<": value < target, "==": value == target}[op]
 
 
+def ratio_to_goal(value: float, goal: str) -> float | None:
+    """How far a value is from its goal, as a ratio where >= 1 means met: value/target for
+    '>=' goals, target/value for '<=' goals; None where a ratio says nothing (a goal of 0)."""
+    op, _, number = goal.strip().partition(" ")
+    target = float(number)
+    if op in (">=", ">"):
+        return value / target if target else None
+    if op in ("<=", "<"):
+        return (target / value if value else float("inf")) if target else None
+    return None
+
+
 def run_all(out_dir: Path, names: Sequence[str] = MODULES) -> list[Figure]:
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
@@ -68,15 +80,26 @@ def run_all(out_dir: Path, names: Sequence[str] = MODULES) -> list[Figure]:
 
 
 def write(out_dir: Path, figures: Sequence[Figure]) -> None:
-    (out_dir / "report.json").write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")
+    (out_dir / "report.json").write_text(json.dumps(
+        [{**asdict(f), "ratio_to_goal": _finite(ratio_to_goal(f.value, f.goal))} for f in figures],
+        indent=2) + "\n")
     lines = [f"# EVA-00 Sync benchmark report ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "", f"Machine: {platform.machine()}, {_cores()} cores, Python {platform.python_version()}.",
-             "", "| Figure | Value | Unit | Goal | Met |", "|---|---:|---|---|---|"]
+             "", "Ratio to goal: >= 1 means met, and by how much (value/target for a minimum,",
+             "target/value for a maximum); '-' where the goal is an exact count such as 0 violations.",
+             "", "| Figure | Value | Unit | Goal | Ratio to goal | Met |", "|---|---:|---|---|---:|---|"]
     for f in figures:
-        lines.append(f"| {f.name} | {f.value:.4g} | {f.unit} | {f.goal} | {'yes' if f.met else 'NO'} |")
+        ratio = ratio_to_goal(f.value, f.goal)
+        shown = "-" if ratio is None else "inf" if ratio == float("inf") else f"{ratio:.3g}"
+        met_text = "yes" if f.met else "NO"
+        lines.append(f"| {f.name} | {f.value:.4g} | {f.unit} | {f.goal} | {shown} | {met_text} |")
     met = sum(f.met for f in figures)
     lines += ["", f"{met} of {len(figures)} goals met."]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _finite(ratio: float | None) -> float | None:
+    return None if ratio is None or ratio == float("inf") else round(ratio, 4)
 
 
 def _cores() -> int:

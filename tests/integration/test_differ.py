@@ -106,6 +106,24 @@ def test_file_jobs_carry_the_link_and_are_not_repeated_once_downloaded(
     assert [s for s, _m in out] == [keys.STREAM_INGEST]
 
 
+def test_a_link_whose_signed_url_expired_is_rearmed_when_the_record_brings_a_fresh_url(
+        conn: psycopg.Connection[Any]) -> None:
+    item = _rfi(1, attachments=[{"id": 9, "url": "https://x.test/f/9?sig=old", "size": 12}])
+    _handle(conn, _page(1, [item], poll_id="a"))
+    conn.execute("UPDATE record_files SET status = 'expired', attempts = 5, last_error = 'ran out'")
+    conn.commit()
+    same_url = dict(item, subject="changed")
+    out = _handle(conn, _page(1, [same_url], poll_id="b", fetched_at=T1))
+    assert [s for s, _m in out] == [keys.STREAM_INGEST], "the same dead URL is not tried again"
+    fresh = dict(same_url, subject="again", attachments=[{"id": 9, "url": "https://x.test/f/9?sig=new",
+                                                          "size": 12}])
+    out = _handle(conn, _page(1, [fresh], poll_id="c", fetched_at="2026-11-01T10:10:00Z"))
+    jobs = [m for s, m in out if s == keys.STREAM_FILES]
+    assert len(jobs) == 1 and isinstance(jobs[0], FileJob) and jobs[0].url.endswith("sig=new")
+    row = conn.execute("SELECT status, attempts, source_url, count(*) OVER () FROM record_files").fetchone()
+    assert row == ("pending", 0, "https://x.test/f/9?sig=new", 1)
+
+
 def test_reconciliation_soft_deletes_only_what_a_complete_enumeration_missed(
         conn: psycopg.Connection[Any]) -> None:
     _handle(conn, _page(1, [_rfi(i) for i in range(1, 21)], poll_id="load"))

@@ -192,3 +192,25 @@ def test_a_webhook_storm_costs_one_fetch_per_item_within_the_servers_limit(
     assert len(shows) == len(rfis)
     assert {int(e["path"].rsplit("/", 1)[1]) for e in shows} == {r for r, _p in rfis}
     assert sim.stats()["violations"] == 0
+
+
+def test_a_daily_log_deleted_upstream_is_soft_deleted_by_the_next_listing_of_its_date_window(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        logs = conn.execute("SELECT procore_id, project_id FROM daily_logs WHERE kind = 'manpower_log'"
+                            " ORDER BY payload->>'date', procore_id").fetchall()
+    recent, oldest = ({"id": i, "project_id": p} for i, p in (logs[-1], logs[0]))
+    for record in (recent, oldest):
+        sim.mutate("delete", "manpower_log", id=record["id"], project_id=record["project_id"])
+    pipeline.poll_cycle()  # the recent days' windows: the newest log is gone from its window
+    replica = _replica(database_url)
+    assert replica[("manpower_log", recent["id"], recent["project_id"])][1] is True
+    pipeline.scheduler.tick_reconcile()  # every window of the project's history
+    pipeline.drain()
+    replica = _replica(database_url)
+    assert replica[("manpower_log", oldest["id"], oldest["project_id"])][1] is True
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    deleted = {key for key, (_h, gone) in replica.items() if gone}
+    assert deleted == {key for key, (_h, gone) in _truth(sim).items() if gone}, "no false deletes"

@@ -338,6 +338,25 @@ def test_a_handlers_os_error_fails_its_message_instead_of_stalling_the_stage(
     assert db.effects() == ["b"] and "FileNotFoundError" in stage.stats.errors[0]
 
 
+def test_a_deadlock_is_retried_at_once_and_logged_as_a_conflict_not_an_outage(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db,
+        caplog: pytest.LogCaptureFixture) -> None:
+    deadlocks = [psycopg.errors.DeadlockDetected("deadlock detected")]
+
+    def deadlock_once(conn: psycopg.Connection[Any], delivery: Delivery) -> None:
+        if deadlocks:
+            raise deadlocks.pop()
+
+    waits: list[float] = []
+    stage = make_stage(Recorder({"a": deadlock_once}), sleep=waits.append)
+    add(redis_client, "a")
+    with caplog.at_level("INFO", logger="eva00.stage"):
+        assert stage.step() == 1
+    assert db.effects() == ["a"] and pending(redis_client) == {} and downstream(redis_client) == ["a"]
+    assert len(waits) == 1
+    assert "transaction conflict" in caplog.text and "unavailable" not in caplog.text
+
+
 def _index_row_too_large(conn: psycopg.Connection[Any], delivery: Delivery) -> None:
     # A payload too big for a btree entry: ProgramLimitExceeded, an OperationalError.
     conn.execute("INSERT INTO indexed_titles SELECT string_agg(md5(i::text), '')"
