@@ -15,24 +15,12 @@ from eva00.kinds import KIND_TABLE
 from eva00.simulator.faults import FaultError
 from eva00.simulator.mutations import MutationError
 from eva00.simulator.options import OptionError
-from eva00.simulator.web import HttpError, Request, Response, error, json_response
+from eva00.simulator.web import HttpError, Request, Response, error, json_body, json_response
 
 if TYPE_CHECKING:
     from eva00.simulator.app import Simulator
 
 Handler = Callable[["Simulator", Request, "re.Match[str]"], Response]
-
-
-def _body(req: Request) -> dict[str, Any]:
-    if not req.body:
-        return {}
-    try:
-        data = orjson.loads(req.body)
-    except orjson.JSONDecodeError:
-        raise HttpError(400, "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise HttpError(400, "the body must be a JSON object")
-    return data
 
 
 def health(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
@@ -69,7 +57,7 @@ def stats(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
 
 def mutate(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     try:
-        changes = sim.mutator.apply(_body(req))
+        changes = sim.mutator.apply(json_body(req))
     except MutationError as exc:
         raise HttpError(422, str(exc)) from None
     return json_response(200, {"changed": [c.to_json() for c in changes]})
@@ -81,7 +69,7 @@ def faults(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
         return json_response(200, {"faults": []})
     if req.method == "POST":
         try:
-            sim.faults.add(_body(req))
+            sim.faults.add(json_body(req))
         except FaultError as exc:
             raise HttpError(422, str(exc)) from None
     return json_response(200, {"faults": sim.faults.active()})
@@ -90,10 +78,10 @@ def faults(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
 def config(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     if req.method == "POST":
         try:
-            sim.options.update(_body(req))
+            sim.options.update(json_body(req))
         except OptionError as exc:
             raise HttpError(422, str(exc)) from None
-        if _body(req).get("reset_rate_limits"):
+        if json_body(req).get("reset_rate_limits"):
             sim.limiter.reset()
     return json_response(200, sim.options.to_json())
 
@@ -119,7 +107,7 @@ def reset_limits(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
 
 
 def new_file(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
-    body = _body(req)
+    body = json_body(req)
     fmt = body.get("format", "pdf")
     if fmt not in ("pdf", "jpeg", "png"):
         raise HttpError(422, "format must be pdf, jpeg or png")

@@ -7,27 +7,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from eva00.simulator.web import HttpError, Request, Response, json_response
+from eva00.simulator.web import HttpError, Request, Response, json_body, json_response
 
 if TYPE_CHECKING:
     from eva00.simulator.app import Simulator
     from eva00.simulator.webhooks import Hook
 
 BASE = r"/rest/v1\.0/webhooks"
-
-
-def _body(req: Request) -> dict[str, Any]:
-    if not req.body:
-        return {}
-    try:
-        data = orjson.loads(req.body)
-    except orjson.JSONDecodeError:
-        raise HttpError(400, "the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise HttpError(400, "the request body must be a JSON object")
-    return data
 
 
 def _scope(sim: Simulator, req: Request, body: dict[str, Any]) -> tuple[int, int | None]:
@@ -62,7 +48,7 @@ def list_hooks(sim: Simulator, req: Request, params: dict[str, str]) -> Response
 
 
 def create_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    body = _body(req)
+    body = json_body(req)
     company, project = _scope(sim, req, body)
     spec = body.get("hook")
     if not isinstance(spec, dict):
@@ -79,7 +65,7 @@ def show_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
 
 
 def update_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    body = _body(req)
+    body = json_body(req)
     hook = _hook(sim, req, params, body)
     try:
         sim.webhooks.update_hook(hook, body.get("hook") or {})
@@ -89,7 +75,7 @@ def update_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Respons
 
 
 def delete_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    hook = _hook(sim, req, params, _body(req))
+    hook = _hook(sim, req, params, json_body(req))
     with sim.webhooks.lock:
         sim.webhooks.hooks.pop(hook.id, None)
     return Response(204, b"")
@@ -100,7 +86,7 @@ def list_triggers(sim: Simulator, req: Request, params: dict[str, str]) -> Respo
 
 
 def create_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    body = _body(req)
+    body = json_body(req)
     hook = _hook(sim, req, params, body)
     spec = body.get("trigger")
     if not isinstance(spec, dict):
@@ -112,7 +98,7 @@ def create_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Resp
 
 
 def delete_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    hook = _hook(sim, req, params, _body(req))
+    hook = _hook(sim, req, params, json_body(req))
     before = len(hook.triggers)
     hook.triggers[:] = [t for t in hook.triggers if t["id"] != int(params["trigger"])]
     if len(hook.triggers) == before:

@@ -73,6 +73,19 @@ def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None =
     return Response(status, orjson.dumps(obj), list(headers or []))
 
 
+def json_body(req: Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); a 400 for anything else."""
+    if not req.body:
+        return {}
+    try:
+        data = orjson.loads(req.body)
+    except orjson.JSONDecodeError:
+        raise HttpError(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "the request body must be a JSON object")
+    return data
+
+
 def error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
     """Procore's error shape: ``{"errors": "..."}``."""
     return json_response(status, {"errors": message}, headers)

@@ -5,18 +5,16 @@ forbidden project alone."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 import redis
-from psycopg_pool import ConnectionPool
 
-from eva00.config import Settings
 from eva00.fullsync import FullSync, Run
 from eva00.fullsync_status import run_status
-from eva00.pipeline_local import LocalPipeline, settings_for_simulator
+from eva00.pipeline_local import LocalPipeline
 from eva00.simulator.testing import SimHandle
 
 ALL_PHASES = [1, 2, 3, 4]
@@ -48,21 +46,13 @@ class Harness:
 
 
 @pytest.fixture
-def harness(settings: Settings, redis_client: redis.Redis) -> Iterator[Callable[[SimHandle], Harness]]:
-    pools: list[ConnectionPool] = []
-
+def harness(redis_client: redis.Redis,
+            make_pipeline: Callable[[SimHandle], LocalPipeline]) -> Callable[[SimHandle], Harness]:
     def make(sim: SimHandle) -> Harness:
-        configured = settings_for_simulator(settings, api_base=sim.api_base, login_base=sim.login_base,
-                                            client_id=sim.client_id, client_secret=sim.client_secret,
-                                            company_id=sim.company_id)
-        pool = ConnectionPool(configured.effective_database_url, min_size=1, max_size=4, open=True)
-        pools.append(pool)
-        return Harness(LocalPipeline.build(configured, redis_client, pool),
-                       FullSync(configured, redis_client, pool))
+        pipeline = make_pipeline(sim)
+        return Harness(pipeline, FullSync(pipeline.settings, redis_client, pipeline.pool))
 
-    yield make
-    for pool in pools:
-        pool.close()
+    return make
 
 
 def _differences(sim: SimHandle, database_url: str) -> dict[str, list[Any]]:

@@ -3,36 +3,16 @@ PostgreSQL, compared with the simulator's ground truth."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 import redis
-from psycopg_pool import ConnectionPool
 
-from eva00.config import Settings
 from eva00.kinds import FAMILY_KINDS
 from eva00.pipeline_local import LocalPipeline as Pipeline
-from eva00.pipeline_local import settings_for_simulator
 from eva00.simulator.testing import SimHandle
-
-
-@pytest.fixture
-def make_pipeline(settings: Settings, redis_client: redis.Redis) -> Iterator[Callable[[SimHandle], Pipeline]]:
-    pools: list[ConnectionPool] = []
-
-    def make(sim: SimHandle) -> Pipeline:
-        configured = settings_for_simulator(settings, api_base=sim.api_base, login_base=sim.login_base,
-                                            client_id=sim.client_id, client_secret=sim.client_secret,
-                                            company_id=sim.company_id)
-        pool = ConnectionPool(configured.effective_database_url, min_size=1, max_size=4, open=True)
-        pools.append(pool)
-        return Pipeline.build(configured, redis_client, pool)
-
-    yield make
-    for pool in pools:
-        pool.close()
 
 
 def _replica(database_url: str) -> dict[tuple[str, int, int], tuple[str, bool]]:
