@@ -1,6 +1,7 @@
-"""kill -9 of a stage process during each phase of a full sync, then a re-run: the run completes,
-equals the ground truth, and nothing is fetched twice beyond the page in flight (with the show calls
-of its changed entries; the simulator's ledger is the judge)."""
+"""kill -9 of a stage process (fetcher, differ, downloader) during each phase of a full sync, then a
+re-run: the run completes, equals the ground truth, every file is downloaded with bytes matching its
+SHA-256, and nothing is fetched twice beyond the page in flight (with the show calls of its changed
+entries; the simulator's ledger is the judge)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,36 @@ def _advance(sync: FullSync, run: Run, until: float, phase: int | None = None) -
     raise AssertionError(f"full sync {run.run_id} made no progress in time (phase {phase})")
 
 
-@pytest.mark.parametrize("victim", ["fetcher", "differ"])
+STAGES = ["fetcher", "differ", "downloader"]
+
+
+def _files_settled(pool: ConnectionPool) -> tuple[int, int]:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM record_files"
+                           ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _stored_files_match(pool: ConnectionPool, data_dir: Path) -> list[str]:
+    """Files whose bytes on disk do not hash to their name, or links not downloaded."""
+    import hashlib
+
+    bad = []
+    with pool.connection() as conn:
+        for sha, path, status in conn.execute(
+                "SELECT f.sha256, f.storage_path, rf.status FROM record_files rf"
+                " LEFT JOIN files f ON f.sha256 = rf.sha256"):
+            if status != "downloaded":
+                bad.append(f"link not downloaded ({status})")
+                continue
+            stored = Path(path) if Path(path).is_absolute() else data_dir / path
+            if not stored.exists() or hashlib.sha256(stored.read_bytes()).hexdigest() != sha:
+                bad.append(f"{stored}: bytes do not match {sha}")
+    return bad
+
+
+@pytest.mark.parametrize("victim", STAGES)
 def test_kill_9_of_a_stage_in_every_phase_then_a_rerun_completes_without_refetching(
         victim: str, sim: SimHandle, database_url: str, redis_url: str, tmp_path: Path) -> None:
     env = {**stage_env(sim, database_url, redis_url, tmp_path, window_max=100_000, window_s=60,
@@ -48,10 +78,11 @@ def test_kill_9_of_a_stage_in_every_phase_then_a_rerun_completes_without_refetch
     client = redis.Redis.from_url(redis_url)
     kills = 0
     with ConnectionPool(database_url, min_size=1, max_size=2) as pool, \
-            stage_processes(["fetcher", "differ"], env, tmp_path / "logs") as procs:
+            stage_processes(STAGES, env, tmp_path / "logs") as procs:
         sync = FullSync(settings, client, pool)
         run = sync.start(None, [1, 2, 3, 4])
-        name = f"{victim}-{0 if victim == 'fetcher' else 1}"
+        index = STAGES.index(victim)
+        name = f"{victim}-{index}"
         for phase in (1, 2, 3, 4):
             run = _advance(sync, run, time.monotonic() + PHASE_TIMEOUT_S, phase)
             if run.status != "running":
@@ -59,10 +90,15 @@ def test_kill_9_of_a_stage_in_every_phase_then_a_rerun_completes_without_refetch
             procs[name].send_signal(signal.SIGKILL)
             procs[name].wait(timeout=10)
             kills += 1
-            procs[name] = start_stage(victim, 0 if victim == "fetcher" else 1, env, tmp_path / "logs")
+            procs[name] = start_stage(victim, index, env, tmp_path / "logs")
             run = sync.start(None, [1, 2, 3, 4])  # the re-run: same run, healed from PostgreSQL
             sync.heal(run)
         run = _advance(sync, run, time.monotonic() + 4 * PHASE_TIMEOUT_S)
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        while _files_settled(pool)[1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _files_settled(pool)[0] > 0
+        assert _stored_files_match(pool, tmp_path / "data") == []
     assert kills >= 3
     assert (run.status, run.reason) == ("complete", None)
     assert completeness(sim, database_url) == 1.0
