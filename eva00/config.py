@@ -240,6 +240,9 @@ class Settings:
     reconcile_interval_s: float = _setting(
         "EVA00_RECONCILE_INTERVAL_S", _positive_float, 86400.0,
         "Delete reconciliation interval per entity type.")
+    fullsync_step_s: float = _setting(
+        "EVA00_FULLSYNC_STEP_S", _positive_float, 5.0,
+        "How often the scheduler advances a running full sync (its next phase, lost jobs).")
     mass_delete_ratio: float = _setting(
         "EVA00_MASS_DELETE_RATIO", _ratio, 0.10,
         "A reconciliation that would soft-delete more than this share deletes nothing.")

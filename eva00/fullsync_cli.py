@@ -84,8 +84,8 @@ def main(argv: list[str]) -> int:
         sync.heal(run)  # a re-run: whatever Redis lost is queued again from PostgreSQL
         run = sync.step(run)
         if not args.wait:
-            print(f"full sync {run.run_id}: {run.status}; watch it with `eva00 full-sync --wait`"
-                  " or `eva00 full-sync --status`")
+            print(f"full sync {run.run_id}: {run.status}; the scheduler carries it on. Watch it with"
+                  " `eva00 full-sync --wait` or `eva00 full-sync --status`")
             return _exit_code(run)
         code = _watch(sync, run, args.interval_s, args.heal_after_s, not args.no_files)
         if args.where:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PENDING_TTL_INTERVALS = 3
 MIN_PENDING_TTL_S = 600
 HOUSEKEEPING_S = 6 * 3600
+HEAL_EVERY_STEPS = 12  # full-sync ticks between two looks for jobs Redis lost
 
 
 class Scheduler:
@@ -41,6 +42,7 @@ class Scheduler:
         self.pool = pool
         self.clock = clock
         self.known_projects: set[int] = set()
+        self.full_sync_ticks = 0
 
     # --- what to poll ---
 
@@ -116,6 +118,30 @@ class Scheduler:
         log.info("projects %s: %d poll jobs enqueued", new, added)
         return added
 
+    def tick_full_sync(self) -> int:
+        """Advance every running full sync, so a run goes on with nobody watching it: its next
+        phase once the last one settled, and (every HEAL_EVERY_STEPS ticks) the jobs Redis lost
+        enqueued again from PostgreSQL. Returns how many runs are running."""
+        from eva00.fullsync import FullSync
+
+        with self.pool.connection() as conn:
+            run_ids = [r[0] for r in conn.execute(
+                "SELECT run_id FROM fullsync_runs WHERE status = 'running' ORDER BY started_at")]
+        if not run_ids:
+            return 0
+        sync = FullSync(self.settings, self.redis, self.pool, clock=self.clock)
+        self.full_sync_ticks += 1
+        heal = self.full_sync_ticks % HEAL_EVERY_STEPS == 0
+        for run_id in run_ids:
+            run = sync.load(run_id)
+            if run is None:
+                continue
+            if heal:
+                # Only jobs quiet for a whole heal period: one on its way is in a stream by then.
+                sync.heal(run, grace_s=HEAL_EVERY_STEPS * self.settings.fullsync_step_s)
+            sync.step(run)
+        return len(run_ids)
+
     def housekeeping(self) -> int:
         """Archive old sync_log rows (then prune them) and drop the id lists of reconciliations
         finished a day ago. Returns the sync_log rows archived."""
@@ -157,6 +183,9 @@ class Scheduler:
         scheduler.add_job(self._guarded(self.tick_reconcile),
                           IntervalTrigger(seconds=self.settings.reconcile_interval_s),
                           id="reconcile")
+        scheduler.add_job(self._guarded(self.tick_full_sync),
+                          IntervalTrigger(seconds=self.settings.fullsync_step_s), id="full-sync",
+                          next_run_time=now)
         scheduler.add_job(self._guarded(self.housekeeping), IntervalTrigger(seconds=HOUSEKEEPING_S),
                           id="housekeeping")
         return scheduler

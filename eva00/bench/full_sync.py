@@ -34,6 +34,7 @@ WINDOW_N, WINDOW_S = 100, 6.0  # the simulator's scaled limit
 SEED_ESTIMATE_S = 2.5 * 3600
 REAL_WINDOW_S = 60.0
 TIMEOUT_S = 1800.0
+STAGES = ["fetcher", "fetcher", "differ", "downloader", "downloader", "downloader"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -124,7 +125,8 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str,
         env = stage_env(sim, database_url, redis_url, tmp_dir)
         settings = Settings.from_env(env, dotenv=None)
         client = redis.Redis.from_url(redis_url)
-        with stage_processes(["fetcher", "differ", "downloader"], env, tmp_dir / "logs"):
+        # The production set of supervisord.conf: two fetchers, one differ, three downloaders.
+        with stage_processes(STAGES, env, tmp_dir / "logs"):
             status = drive(FullSync(settings, client, pool), wait_files=True)
         calls = [e for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
                  and not e["path"].startswith("/_sim")]

@@ -118,3 +118,34 @@ def test_a_forbidden_project_fails_alone_and_the_others_finish(
     assert others["unexpected"] == [] and others["stale"] == []
     assert others["missing"] and {key[2] for key in others["missing"]} == {forbidden}
     assert run_status(h.sync, run)["errors"] > 0
+
+
+def test_a_run_nobody_watches_is_carried_to_the_end_by_the_scheduler_even_after_redis_is_wiped(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str,
+        redis_client: redis.Redis) -> None:
+    import dataclasses
+
+    from eva00.scheduler import HEAL_EVERY_STEPS, Scheduler
+
+    h = harness(sim)
+    run = h.sync.start(None, ALL_PHASES)  # `eva00 full-sync` without --wait: nobody steps it
+    fast = dataclasses.replace(h.pipeline.settings, fullsync_step_s=0.001)
+    scheduler = Scheduler(fast, redis_client, h.pipeline.pool)
+    wiped = False
+    for tick in range(20_000):
+        assert scheduler.tick_full_sync() in (0, 1)
+        handled = h.pipeline.fetcher.step() + h.pipeline.differ.step()
+        run = h.sync.load(run.run_id) or run
+        if run.status != "running":
+            break
+        if tick == 15 and not wiped:
+            redis_client.flushall()  # the run's queued jobs are gone with it
+            wiped = True
+            for _ in range(HEAL_EVERY_STEPS):
+                scheduler.tick_full_sync()
+        if not handled:
+            import time
+
+            time.sleep(0.002)  # let the heal grace pass
+    assert wiped and (run.status, run.reason) == ("complete", None)
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
