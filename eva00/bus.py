@@ -33,6 +33,11 @@ class Delivery:
     times_delivered: int
 
 
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence or 0)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -108,6 +113,23 @@ class Bus:
                 # A pending entry whose data was trimmed or deleted comes back with no fields.
                 entries.append((_text(entry_id), fields or {}))
         return entries
+
+    def touch(self, stream: str, group: str, entry_ids: Sequence[str], *, min_idle_ms: int) -> int:
+        """Reset the idle time of those of our own pending entries that have been idle at least
+        ``min_idle_ms``, so peers do not reclaim entries we are still working on. An entry a peer
+        took over since (it is no longer ours, or was claimed a moment ago) is left alone."""
+        if not entry_ids:
+            return 0
+        wanted = set(entry_ids)
+        pending: Any = self.redis.xpending_range(
+            stream, group, min=min(entry_ids, key=_entry_order), max=max(entry_ids, key=_entry_order),
+            count=len(entry_ids) + 100, consumername=self.consumer)
+        ours: list[Any] = [_text(item["message_id"]) for item in pending
+                           if _text(item["message_id"]) in wanted]
+        if not ours:
+            return 0
+        touched: Any = self.redis.xclaim(stream, group, self.consumer, min_idle_ms, ours, justid=True)
+        return len(touched or [])
 
     def reclaim(self, stream: str, group: str, *, min_idle_ms: int, count: int) -> list[Delivery]:
         """Take over entries idle longer than min_idle_ms (a dead peer's, or our own retries)."""

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,53 @@ class StageStats:
     errors: list[str] = field(default_factory=list)
 
 
+class Heartbeat:
+    """While a batch is being handled, keeps its entries from looking idle to peers.
+
+    A handler may wait far longer than claim_idle_ms (the rate limiter, a 65 s pause after a
+    connection error, a slow answer); without this a live peer would reclaim the entry and fetch
+    it a second time. A thread touches the batch's unfinished entries every third of
+    claim_idle_ms; a process that dies stops touching, so its entries are reclaimed as before."""
+
+    def __init__(self, bus: Bus, deliveries: Sequence[Delivery], claim_idle_ms: int) -> None:
+        self.bus = bus
+        self.pending = {d.entry_id: d for d in deliveries}
+        self.interval_s = claim_idle_ms / 3000
+        self.claim_idle_ms = claim_idle_ms
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        if self.pending:
+            self._thread = threading.Thread(target=self._run, name="stage-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def finished(self, delivery: Delivery) -> None:
+        with self._lock:
+            self.pending.pop(delivery.entry_id, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                by_input: dict[tuple[str, str], list[str]] = {}
+                for d in self.pending.values():
+                    by_input.setdefault((d.stream, d.group), []).append(d.entry_id)
+            for (stream, group), entry_ids in by_input.items():
+                try:
+                    # Idle at least half an interval: ours since our last touch; an entry a peer
+                    # claimed a moment ago (our touch came late) is not taken back.
+                    self.bus.touch(stream, group, entry_ids, min_idle_ms=int(self.claim_idle_ms / 6))
+                except redis.RedisError as exc:
+                    log.debug("heartbeat on %s failed: %s", stream, exc)
+
+
 class Stage:
     def __init__(self, name: str, settings: Settings, client: redis.Redis, pool: ConnectionPool,
                  inputs: Sequence[tuple[str, str]], handler: Handler, *,
@@ -126,8 +174,10 @@ class Stage:
         # Every entry of the batch is already in this consumer's pending list, so a SIGTERM
         # mid-batch still finishes the batch (at most EVA00_STREAM_BATCH entries): exiting
         # after the current one would leave the rest pending until a restart or a reclaim.
-        for delivery in deliveries:
-            self.process(delivery)
+        with Heartbeat(self.bus, deliveries, self.settings.claim_idle_ms) as heartbeat:
+            for delivery in deliveries:
+                self.process(delivery)
+                heartbeat.finished(delivery)
         self._housekeeping()
         return len(deliveries)
 

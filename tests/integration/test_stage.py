@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -221,6 +222,29 @@ def test_a_dead_peers_entries_are_reclaimed_and_handled_once_idle_for_claim_idle
     assert stage.stats.reclaimed == 2
     assert db.effects() == ["a", "b"] and downstream(redis_client) == ["a", "b"]
     assert pending(redis_client) == {}
+
+
+def test_a_live_stage_working_longer_than_claim_idle_ms_keeps_its_batch_from_its_peers(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db,
+        settings: Settings, pool: ConnectionPool) -> None:
+    def slow(conn: psycopg.Connection[Any], delivery: Delivery) -> None:
+        time.sleep(1.2)  # e.g. waiting for the rate limiter, four times claim_idle_ms
+
+    handler = Recorder({"a": slow, "b": slow})
+    stage = make_stage(handler, claim_idle_ms=300, stream_batch=2)
+    peer_handler = Recorder()
+    peer = Stage("test", settings.replace(claim_idle_ms=300), redis_client, pool, [(IN, GROUP)],
+                 peer_handler, consumer="peer", sleep=time.sleep, reclaim_every_s=0)
+    add(redis_client, "a", "b")
+    worker = threading.Thread(target=stage.step)
+    worker.start()
+    while worker.is_alive():
+        peer.step()  # reclaims whatever looks idle for 300 ms
+        time.sleep(0.05)
+    worker.join()
+    assert peer_handler.calls == [] and peer.stats.reclaimed == 0
+    assert handler.calls == [("a", 1), ("b", 1)]
+    assert db.effects() == ["a", "b"] and pending(redis_client) == {}
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), Retryable("boom", delay_s=1.0)],
