@@ -116,6 +116,7 @@ DELEGATED = {
     "search": "eva00.search",
     "status": "eva00.status",
     "archive": "eva00.archive",
+    "check": "eva00.check_cli",
 }
 DELEGATED_HELP = {
     "sim": "run the Procore simulator",
@@ -125,6 +126,7 @@ DELEGATED_HELP = {
     "webhooks": "register, inspect or remove our Procore webhook",
     "import": "import Procore PDF logs and submittal cover sheets",
     "search": "full-text search over records and file text",
+    "check": "compare the replica with the simulator's ground truth (every figure 0 = pass)",
     "status": "sync status in the terminal (--json for scripts)",
     "archive": "archive old sync_log rows to compressed monthly files",
 }
