@@ -232,6 +232,18 @@ def _parse_id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def cap_unconsumed(client: redis.Redis, stream: str, maxlen: int) -> int:
+    """An outbound stream nobody has subscribed to yet (no group: the ingest feed before its
+    downstream reader exists) keeps only its newest ~maxlen entries; once a group exists, only
+    what it acknowledged is ever dropped (trim). Returns how many entries were removed."""
+    try:
+        if client.xinfo_groups(stream):
+            return trim(client, stream, keep_at_least=min(maxlen, 1000))
+    except redis.ResponseError:
+        return 0  # no such stream
+    return int(client.xtrim(stream, maxlen=maxlen, approximate=True))
+
+
 def trim(client: redis.Redis, stream: str, keep_at_least: int) -> int:
     """Drop acknowledged entries below the safe id, keeping at least ``keep_at_least`` recent ones
     for inspection. Returns how many entries were removed."""

@@ -48,6 +48,9 @@ PIPELINE_GROUPS: tuple[tuple[str, str], ...] = (
     (STREAM_TEXT, GROUP_TEXT),
     (STREAM_INGEST, GROUP_INGEST),
 )
+# Streams a stage of ours reads and trims; any other stream we feed is outbound (ingest) and is
+# capped by the stages that feed it.
+CONSUMED_STREAMS: frozenset[str] = frozenset(s for s, _g in PIPELINE_GROUPS if s != STREAM_INGEST)
 
 # --- plain keys ---
 # A scheduled poll job for (kind, project) still pending: SET NX with a TTL so it is not doubled.

@@ -29,8 +29,9 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
+from eva00 import keys
 from eva00.backoff import capped_backoff_s
-from eva00.bus import Bus, Delivery, Outgoing, trim
+from eva00.bus import Bus, Delivery, Outgoing, cap_unconsumed, trim
 from eva00.config import Settings
 from eva00.errors import Fatal, Poison, Retryable, Skip, is_pg_outage
 from eva00.messages import Message, decode
@@ -143,6 +144,7 @@ class Stage:
         self.stats = StageStats()
         self._next_reclaim = 0.0
         self._next_trim = 0.0
+        self._fed: set[str] = set()  # streams this stage has forwarded to
 
     # --- lifecycle ---
 
@@ -213,6 +215,12 @@ class Stage:
                 trim(self.bus.redis, stream, keep_at_least=1000)
             except redis.RedisError as exc:
                 log.warning("%s: trimming %s failed: %s", self.name, stream, exc)
+        # Streams we feed that no stage of ours reads (the ingest feed) have nobody else to trim them.
+        for stream in sorted(self._fed - {s for s, _g in self.inputs} - keys.CONSUMED_STREAMS):
+            try:
+                cap_unconsumed(self.bus.redis, stream, self.settings.stream_maxlen)
+            except redis.RedisError as exc:
+                log.warning("%s: capping %s failed: %s", self.name, stream, exc)
 
     # --- one message ---
 
@@ -247,6 +255,7 @@ class Stage:
             self._dead_letter_if_last(delivery, exc)
             return
         self._until_redis_ok(lambda: self.bus.forward(delivery, outgoing))
+        self._fed.update(stream for stream, _message in outgoing)
         self.stats.handled += 1
 
     def _handle_in_transaction(self, message: Message, delivery: Delivery) -> Sequence[Outgoing]:

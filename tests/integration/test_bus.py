@@ -253,3 +253,21 @@ def test_a_stream_without_a_group_or_without_a_key_is_never_trimmed(redis_client
     assert trim(redis_client, IN, keep_at_least=0) == 0
     assert redis_client.xlen(IN) == 3
     assert trim(redis_client, "test:bus:absent", keep_at_least=0) == 0
+
+
+def test_an_outbound_feed_nobody_reads_yet_is_capped_and_once_read_loses_only_acknowledged_entries(
+        redis_client: redis.Redis) -> None:
+    from eva00.bus import cap_unconsumed
+
+    ids = _add(redis_client, *range(300))
+    assert cap_unconsumed(redis_client, IN, maxlen=100) > 0
+    assert 100 <= redis_client.xlen(IN) < 300, "approximate: whole macro nodes go"
+    assert cap_unconsumed(redis_client, "test:bus:absent", maxlen=100) == 0
+
+    redis_client.delete(IN)
+    ids = _add(redis_client, *range(300))
+    redis_client.xgroup_create(IN, GROUP, id="0")
+    read = _acknowledge(redis_client, GROUP, "reader", 50)
+    redis_client.xack(IN, GROUP, *read)
+    cap_unconsumed(redis_client, IN, maxlen=10)
+    assert [i.decode() for i, _f in redis_client.xrange(IN)] == ids[50:], "unread entries are kept"
