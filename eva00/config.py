@@ -206,7 +206,8 @@ class Settings:
     http_timeout_s: float = _setting(
         "EVA00_HTTP_TIMEOUT_S", _positive_float, 60.0, "Timeout of one HTTP request to Procore.")
     rate_burst: int = _setting(
-        "EVA00_RATE_BURST", _positive_int, 10, "Token bucket size.")
+        "EVA00_RATE_BURST", _positive_int, 8,
+        "Token bucket size (8 + 1.5/s: at most 23 in any 10 s, under the 25-per-10-s spike limit).")
     rate_refill_per_s: float = _setting(
         "EVA00_RATE_REFILL_PER_S", _positive_float, 1.5, "Token bucket refill rate.")
     rate_window_max: int = _setting(
