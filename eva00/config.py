@@ -82,6 +82,20 @@ def _port(value: str) -> int:
     return number
 
 
+def _window(value: str) -> str:
+    """'N/WINDOW_S' (positive numbers) or 'off'."""
+    text = value.strip().lower()
+    if text == "off":
+        return text
+    limit, sep, window = text.partition("/")
+    try:
+        if sep and int(limit) > 0 and float(window) > 0:
+            return text
+    except ValueError:
+        pass
+    raise ValueError(f"expected N/WINDOW_S such as 100/60, or off; got {value!r}")
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -184,6 +198,11 @@ class Settings:
         "EVA00_SIM_PROJECTS", _positive_int, 20, "Projects in the embedded simulator.")
     sim_items: int = _setting(
         "EVA00_SIM_ITEMS", _positive_int, 5000, "Items in the embedded simulator.")
+    sim_rate_limit: str = _setting(
+        "EVA00_SIM_RATE_LIMIT", _window, "100/60",
+        "The embedded simulator's rate limit, N/WINDOW_S ('off': no limits; `make demo` uses 1000/60).")
+    sim_spike: str = _setting(
+        "EVA00_SIM_SPIKE", _window, "25/10", "The embedded simulator's spike window, N/WINDOW_S or 'off'.")
     # --- stream bus ---
     stream_block_ms: int = _setting(
         "EVA00_STREAM_BLOCK_MS", _positive_int, 2000,
@@ -207,9 +226,10 @@ class Settings:
         "EVA00_HTTP_TIMEOUT_S", _positive_float, 60.0, "Timeout of one HTTP request to Procore.")
     rate_burst: int = _setting(
         "EVA00_RATE_BURST", _positive_int, 8,
-        "Token bucket size (8 + 1.5/s: at most 23 in any 10 s, under the 25-per-10-s spike limit).")
+        "Token bucket size (8 + 1.58/s: at most 23 in any 10 s, under the 25-per-10-s spike limit).")
     rate_refill_per_s: float = _setting(
-        "EVA00_RATE_REFILL_PER_S", _positive_float, 1.5, "Token bucket refill rate.")
+        "EVA00_RATE_REFILL_PER_S", _positive_float, 1.58,
+        "Token bucket refill rate (94.8 a minute: 0.95 of the 100-per-60-s limit).")
     rate_window_max: int = _setting(
         "EVA00_RATE_WINDOW_MAX", _positive_int, 95, "Hard cap of requests in any sliding window.")
     rate_window_s: float = _setting(

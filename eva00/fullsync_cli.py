@@ -80,7 +80,10 @@ def main(argv: list[str]) -> int:
         if run.status == "complete":
             print(f"full sync {run.run_id} of this scope is complete; `eva00 full-sync --new` starts"
                   " another (everyday polling keeps the replica fresh meanwhile)")
-            return _print_status(sync, False)
+            code = _print_status(sync, False)
+            if args.where:
+                print(where_to_look(settings))
+            return code
         sync.heal(run)  # a re-run: whatever Redis lost is queued again from PostgreSQL
         run = sync.step(run)
         if not args.wait:

@@ -12,4 +12,6 @@ raise SystemExit(main([
     "--client-secret", SIM_CLIENT_SECRET,
     "--projects", str(settings.sim_projects),
     "--items", str(settings.sim_items),
+    "--rate-limit", settings.sim_rate_limit,
+    "--spike", settings.sim_spike,
 ]))

@@ -40,16 +40,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def stage_env(sim: SimHandle, database_url: str, redis_url: str, tmp_dir: Path, *,
               window_max: int = 95, window_s: float = WINDOW_S, refill_per_s: float = 15.8,
-              burst: int = 8) -> dict[str, str]:
-    """Environment of a stage process pointed at the simulator, its limiter set to match it."""
-    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+              burst: int = 8, budget_per_min: int | None = None) -> dict[str, str]:
+    """Environment of a stage process pointed at the simulator, its limiter set to match it
+    (production's budgets per class unless ``budget_per_min`` lifts them, for tests)."""
+    budgets = {} if budget_per_min is None else {
+        f"EVA00_BUDGET_{name}_PER_MIN": str(budget_per_min) for name in ("SCHEDULED", "WEBHOOK", "ON_DEMAND")}
+    return {**os.environ, **budgets, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
             "PROCORE_COMPANY_ID": str(sim.company_id), "PROCORE_API_BASE": sim.api_base,
             "PROCORE_LOGIN_BASE": sim.login_base, "EVA00_DATA_DIR": str(tmp_dir / "data"),
             "EVA00_VAR_DIR": str(tmp_dir / "var"), "EVA00_RATE_BURST": str(burst),
             "EVA00_RATE_REFILL_PER_S": str(refill_per_s), "EVA00_RATE_WINDOW_MAX": str(window_max),
-            "EVA00_RATE_WINDOW_S": str(window_s), "EVA00_BUDGET_SCHEDULED_PER_MIN": "100000",
-            "EVA00_BUDGET_WEBHOOK_PER_MIN": "100000", "EVA00_BUDGET_ON_DEMAND_PER_MIN": "100000",
+            "EVA00_RATE_WINDOW_S": str(window_s),
+            # Budgets as in production: per minute, scaled to the window by the limiter itself.
             "EVA00_STREAM_BLOCK_MS": "200", "EVA00_CLAIM_IDLE_MS": "3000",
             "EVA00_POLL_SAFETY_MARGIN_S": "1"}
 

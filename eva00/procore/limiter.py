@@ -39,8 +39,8 @@ US_PER_S = 1_000_000
 
 @dataclass(frozen=True)
 class LimiterConfig:
-    burst: int = 10
-    refill_per_s: float = 1.5
+    burst: int = 8
+    refill_per_s: float = 1.58
     window_max: int = 95
     window_s: float = 60.0
     # grants each class owns per budget window

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def env(sim: SimHandle, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     environment = {**stage_env(sim, database_url, redis_url, tmp_path, window_max=100_000, window_s=60,
-                               refill_per_s=500, burst=500), "EVA00_CLAIM_IDLE_MS": "1000"}
+                               refill_per_s=500, burst=500, budget_per_min=100_000),
+                   "EVA00_CLAIM_IDLE_MS": "1000"}
     with stage_processes(["fetcher", "differ", "downloader"], environment, tmp_path / "logs"):
         yield environment
 

@@ -72,7 +72,7 @@ def _stored_files_match(pool: ConnectionPool, data_dir: Path) -> list[str]:
 def test_kill_9_of_a_stage_in_every_phase_then_a_rerun_completes_without_refetching(
         victim: str, sim: SimHandle, database_url: str, redis_url: str, tmp_path: Path) -> None:
     env = {**stage_env(sim, database_url, redis_url, tmp_path, window_max=100_000, window_s=60,
-                       refill_per_s=500, burst=500), "EVA00_STREAM_BLOCK_MS": "100",
+                       refill_per_s=500, burst=500, budget_per_min=100_000), "EVA00_STREAM_BLOCK_MS": "100",
            "EVA00_CLAIM_IDLE_MS": "1000"}
     settings = Settings.from_env(env, dotenv=None)
     client = redis.Redis.from_url(redis_url)

@@ -63,6 +63,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_POLL_SAFETY_MARGIN_S": ("1", 1.0),
     "EVA00_RECONCILE_INTERVAL_S": ("3600", 3600.0),
     "EVA00_FULLSYNC_STEP_S": ("2.5", 2.5),
+    "EVA00_SIM_RATE_LIMIT": ("1000/60", "1000/60"),
+    "EVA00_SIM_SPIKE": ("OFF", "off"),
     "EVA00_MASS_DELETE_RATIO": ("0.5", 0.5),
     "EVA00_DOWNLOAD_CONCURRENCY": ("8", 8),
     "EVA00_DISK_FREE_MIN_RATIO": ("0", 0.0),
@@ -105,6 +107,8 @@ MALFORMED: dict[str, list[str]] = {
     **{name: ["1.5", "-0.1", "half"] for name in (
         "EVA00_MASS_DELETE_RATIO", "EVA00_DISK_FREE_MIN_RATIO")},
     "EVA00_POLL_INTERVALS": ["widgets=60", "rfis", "rfis=0", "rfis=soon"],
+    **{name: ["100", "0/60", "100/0", "ten/60", "100/-1"]
+       for name in ("EVA00_SIM_RATE_LIMIT", "EVA00_SIM_SPIKE")},
 }
 
 # Free text: any value is accepted.
