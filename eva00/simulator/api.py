@@ -115,7 +115,7 @@ def _lister(route: ListRoute) -> Callable[[Simulator, Request, dict[str, str]], 
         if route.spec.kind == "project":
             where = lambda r: r.id not in sim.store.forbidden  # noqa: E731
         return list_response(sim.store, sim.options, sim.api_base, req, route.spec, scope, route.view,
-                             where, datetime.now(UTC).date())
+                             where, datetime.fromtimestamp(sim.now(), UTC).date())
     return handle
 
 

@@ -57,8 +57,12 @@ class Simulator:
         from eva00.simulator.webhooks import Webhooks
 
         self.webhooks = Webhooks(options, seed=options.seed)
-        self.mutator = Mutator(self.store, self.world, self.webhooks.emit)
+        self.mutator = Mutator(self.store, self.world, self.webhooks.emit, clock=self.now)
         self.churn = Churn(self.mutator, options, seed=options.seed + 1)
+
+    def now(self) -> float:
+        """The server's time (the host's, shifted by clock_offset_s)."""
+        return time.time() + self.options.clock_offset_s
 
     def start(self) -> None:
         self.webhooks.start()

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signed-url-ttl-s", type=float, default=d.signed_url_ttl_s, help="signed URL lifetime")
     p.add_argument("--webhook-retry-base-s", type=float, default=WebhookOptions().retry_base_s,
                    help="first retry delay of a failed webhook delivery (doubles, capped)")
+    p.add_argument("--clock-offset-s", type=float, default=0.0,
+                   help="the server's clock runs this far ahead of the host's (negative: behind)")
     p.add_argument("--ready-file", type=Path, default=None,
                    help="write {api_base, login_base, storage_base, pid} as JSON here once serving")
     p.add_argument("--log-level", default="INFO", help="logging level")
@@ -80,7 +82,8 @@ def options_from(args: argparse.Namespace) -> SimOptions:
         spike=None if rate_off else parse_window(args.spike, "spike"),
         hourly=None if rate_off or args.hourly == "off" else parse_window(f"{args.hourly}/3600", "hourly"),
         drop_connection_ratio=args.drop_connection_ratio, signed_url_ttl_s=args.signed_url_ttl_s,
-        storage_link_host=args.storage_link_host, churn_per_s=args.churn)
+        storage_link_host=args.storage_link_host, churn_per_s=args.churn,
+        clock_offset_s=args.clock_offset_s)
     options.webhooks.retry_base_s = args.webhook_retry_base_s
     if options.projects < 1 or options.items < 0 or options.file_size_bytes < 0:
         raise OptionError("--projects must be at least 1, --items and --file-size-bytes not negative")
@@ -122,6 +125,7 @@ def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer
     storage_base = f"http://{options.link_host()}:{storage_server.port}"
     sim = Simulator(options, api_base, storage_base)
     api_server.handler, api_server.recorder = sim.handle_api, sim.record_api
+    api_server.clock = storage_server.clock = sim.now
     storage_server.handler, storage_server.recorder = sim.handle_storage, sim.record_storage
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
                for s in (api_server, storage_server)]

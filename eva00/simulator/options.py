@@ -91,6 +91,9 @@ class SimOptions:
     storage_link_host: str = ""  # host name used in signed URLs; "" = the other loopback name
     # change over time
     churn_per_s: float = 0.0
+    # The server's clock runs this far ahead of the host's (negative: behind): its Date headers,
+    # updated_at stamps and "today" move with it, as a real server's do against a skewed client.
+    clock_offset_s: float = 0.0
     webhooks: WebhookOptions = field(default_factory=WebhookOptions)
 
     def windows(self) -> list[Window]:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -103,6 +104,7 @@ class SimServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: Handler, recorder: Recorder) -> None:
         self.handler = handler
         self.recorder = recorder
+        self.clock: Callable[[], float] = time.time  # what the Date header says
         super().__init__(address, _RequestHandler)
 
     @property
@@ -123,6 +125,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return super().date_time_string(self.server.clock() if timestamp is None else timestamp)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Requests the stdlib refuses before routing (bad request line, huge headers): JSON too."""
@@ -204,6 +209,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         phrase = HTTPStatus(response.status).phrase if known else ""
         lines = [f"HTTP/1.1 {response.status} {phrase}", f"Content-Type: {response.content_type}",
                  f"Content-Length: {length}"]
+        if response.header("Date") is None:
+            # Every answer carries the server's time, as Procore's do: clients set cursors by it.
+            lines.append(f"Date: {self.date_time_string()}")
         lines += [f"{k}: {v}" for k, v in response.headers]
         if self.close_connection or response.action in ("truncate", "close"):
             lines.append("Connection: close")

@@ -194,3 +194,28 @@ def test_a_daily_log_deleted_upstream_is_soft_deleted_by_the_next_listing_of_its
     assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
     deleted = {key for key, (_h, gone) in replica.items() if gone}
     assert deleted == {key for key, (_h, gone) in _truth(sim).items() if gone}, "no false deletes"
+
+
+@pytest.mark.parametrize("offset_s", [-7200.0, 7200.0], ids=["server behind", "server ahead"])
+def test_a_server_clock_hours_off_the_hosts_still_converges_and_no_cursor_passes_the_servers_time(
+        sim_factory: Callable[..., SimHandle], make_pipeline: Callable[[SimHandle], Pipeline],
+        database_url: str, offset_s: float) -> None:
+    import email.utils
+    import time
+
+    import requests
+
+    sim = sim_factory(clock_offset_s=offset_s)
+    answer = requests.get(sim.api_base + "/_sim/health", timeout=10)
+    server_now = email.utils.parsedate_to_datetime(answer.headers["Date"]).timestamp()
+    assert abs(server_now - (time.time() + offset_s)) < 5
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    sim.mutate("update", "rfi", count=5)
+    sim.mutate("create", "submittal", count=3)
+    for _cycle in range(2):
+        pipeline.poll_cycle()
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    with psycopg.connect(database_url) as conn:
+        latest = conn.execute("SELECT max(extract(epoch FROM cursor_at)) FROM sync_cursors").fetchone()
+    assert latest is not None and float(latest[0]) <= time.time() + offset_s

@@ -11,11 +11,14 @@ from eva00.procore.limiter import BudgetClass, LimiterConfig, default_reserve
 
 def test_production_defaults_give_the_seed_budgets_and_a_reserve_within_the_headroom() -> None:
     config = LimiterConfig.from_settings(Settings())
-    assert (config.burst, config.refill_per_s, config.window_max, config.window_s) == (10, 1.5, 95, 60.0)
+    assert (config.burst, config.refill_per_s, config.window_max, config.window_s) == (8, 1.58, 95, 60.0)
     assert config.budgets == {BudgetClass.SCHEDULED: 60, BudgetClass.WEBHOOK: 15, BudgetClass.ON_DEMAND: 15}
-    # 95 in the window, 90 per minute from the bucket: 5 slots of headroom, fewer than the buffer
-    assert config.reserve_slots == 5
-    assert config.allowed_rate_per_s == 1.5
+    # 95 in the window, 94.8 per minute from the bucket: one slot of headroom is what the reserve
+    # may take without slowing a full sync below the refill rate (webhooks also jump the queue)
+    assert config.reserve_slots == 1
+    assert config.allowed_rate_per_s == 1.58
+    # any 10 s: the burst plus ten seconds of refill stays under Procore's 25-per-10-s spike limit
+    assert config.burst + 10 * config.refill_per_s < 25
 
 
 def test_budgets_shrink_with_a_test_window() -> None:
