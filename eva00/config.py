@@ -9,6 +9,7 @@ EX_CONFIG), which supervisord then reports as FATAL instead of restarting in a l
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ def _window(value: str) -> str:
     except ValueError:
         pass
     raise ValueError(f"expected N/WINDOW_S such as 100/60, or off; got {value!r}")
+
+
+def _finite_float(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
 
 
 def _positive_float(value: str) -> float:
@@ -203,6 +211,9 @@ class Settings:
         "The embedded simulator's rate limit, N/WINDOW_S ('off': no limits; `make demo` uses 1000/60).")
     sim_spike: str = _setting(
         "EVA00_SIM_SPIKE", _window, "25/10", "The embedded simulator's spike window, N/WINDOW_S or 'off'.")
+    sim_clock_offset_s: float = _setting(
+        "EVA00_SIM_CLOCK_OFFSET_S", _finite_float, 0.0,
+        "The embedded simulator's clock runs this far ahead of the host's (negative: behind).")
     # --- stream bus ---
     stream_block_ms: int = _setting(
         "EVA00_STREAM_BLOCK_MS", _positive_int, 2000,
@@ -270,6 +281,12 @@ class Settings:
     # --- files ---
     download_concurrency: int = _setting(
         "EVA00_DOWNLOAD_CONCURRENCY", _positive_int, 3, "Downloads at once across all downloaders.")
+    download_requeue_after_s: float = _setting(
+        "EVA00_DOWNLOAD_REQUEUE_AFTER_S", _positive_float, 600.0,
+        "A link pending this long with no job (Redis lost it) is queued again.")
+    download_housekeeping_s: float = _setting(
+        "EVA00_DOWNLOAD_HOUSEKEEPING_S", _positive_float, 60.0,
+        "How often a downloader looks for such links and purges stale temp files.")
     disk_free_min_ratio: float = _setting(
         "EVA00_DISK_FREE_MIN_RATIO", _ratio, 0.20, "Below this share of free disk downloads pause.")
     storage_hosts: tuple[str, ...] = _setting(

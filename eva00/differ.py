@@ -64,8 +64,12 @@ class Differ:
             self._remember_list_hashes(conn, page)
         for procore_id in page.deleted_ids:
             replica.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
+        if page.deleted_ids:
+            replica.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         for procore_id in page.missing_ids:
             self._confirm_missing(conn, page, procore_id, fetched_at)
+        if page.missing_ids:
+            replica.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
             conn.cursor().executemany(
                 "INSERT INTO reconcile_seen (poll_id, procore_id) VALUES (%s, %s)"
@@ -175,6 +179,7 @@ class Differ:
         dates = (page.date_from, page.date_to or page.date_from) if page.date_from else None
         result = replica.soft_delete_missing(conn, page.kind, page.project_id, seen,
                                              max_ratio=self.mass_delete_ratio, at=at, date_range=dates)
+        replica.soft_delete_orphans(conn, page.kind, page.project_id, at)
         if result.guard_tripped:
             from eva00 import alerts
 

@@ -450,6 +450,33 @@ def _soft_delete(conn: psycopg.Connection[Any], table: str, kind: str, project_i
     return len(rows)
 
 
+# Kinds listed per parent record: (child kind, parent kind, the child's field naming its parent).
+# A parent deleted upstream takes its children along (its listing answers 404 from then on).
+CHILDREN: tuple[tuple[str, str, str], ...] = (("drawing", "drawing_area", "drawing_area_id"),)
+
+
+def soft_delete_orphans(conn: psycopg.Connection[Any], parent_kind: str, project_id: int | None,
+                        at: datetime) -> int:
+    """Soft-delete the live children of parents this replica holds as deleted (they can no longer
+    be listed, so nothing else would ever notice them gone). A restored parent's next listing
+    brings them back. Returns how many were deleted."""
+    deleted = 0
+    for child_kind, parent, field in CHILDREN:
+        if parent != parent_kind:
+            continue
+        child_table, parent_table = _check_scope(child_kind, project_id), _check_scope(parent, project_id)
+        orphans = [int(r[0]) for r in conn.execute(sql.SQL(
+            "SELECT c.procore_id FROM {child} c JOIN {parent} p ON p.kind = %s"
+            " AND coalesce(p.project_id, 0) = coalesce(c.project_id, 0)"
+            " AND p.procore_id = (c.payload->>{field})::bigint AND p.is_deleted"
+            " WHERE c.kind = %s AND coalesce(c.project_id, 0) = coalesce(%s, 0) AND NOT c.is_deleted"
+            " AND c.fetched_at < p.deleted_at ORDER BY c.procore_id FOR NO KEY UPDATE OF c").format(
+                child=sql.Identifier(child_table), parent=sql.Identifier(parent_table),
+                field=sql.Literal(field)), (parent, child_kind, project_id)).fetchall()]
+        deleted += _soft_delete(conn, child_table, child_kind, project_id, orphans, at, "parent_deleted")
+    return deleted
+
+
 def mark_deleted(conn: psycopg.Connection[Any], kind: str, project_id: int | None,
                  procore_id: int, at: datetime) -> bool:
     """A confirmed delete (recycle bin, 404 after a delete webhook) observed at server time ``at``.

@@ -16,7 +16,8 @@ router = Stage("downloader-router", settings.replace(stream_block_ms=100, stream
                ROUTE_INPUTS, downloader)
 stage = Stage("downloader", settings.replace(stream_batch=1), client, pool, DOWNLOAD_INPUTS, downloader)
 downloader.should_stop = lambda: stage.stopping
-housekeeping = Housekeeping(pool, client, downloader.store)
+housekeeping = Housekeeping(pool, client, downloader.store, interval_s=settings.download_housekeeping_s,
+                            requeue_after_s=settings.download_requeue_after_s)
 
 
 def stop() -> None:

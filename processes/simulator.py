@@ -14,4 +14,5 @@ raise SystemExit(main([
     "--items", str(settings.sim_items),
     "--rate-limit", settings.sim_rate_limit,
     "--spike", settings.sim_spike,
+    "--clock-offset-s", str(settings.sim_clock_offset_s),
 ]))

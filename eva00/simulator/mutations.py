@@ -97,10 +97,12 @@ class Mutator:
         if action == "delete":
             target.deleted_epoch = now
             self.store.changed(target)
-            return [Change("delete", "delete", kind, target.id, target.project_id, now)]
+            return [Change("delete", "delete", kind, target.id, target.project_id, now),
+                    *self._cascade(target, now, deleting=True)]
         if action == "restore":
+            children = self._cascade(target, now, deleting=False)
             target.deleted_epoch = None
-            return [self._touch(target, now, "restore", "create")]
+            return [self._touch(target, now, "restore", "create"), *children]
         if action == "revise_drawing":
             revision = make(self.store, self.world, "drawing_revision", target.project_id, now, now,
                             parent=target)
@@ -108,6 +110,25 @@ class Mutator:
             return [Change("create", "create", "drawing_revision", revision.id, target.project_id, now),
                     self._touch(target, now, "revise_drawing")]
         return [self._new_version(target, now)]
+
+    def _cascade(self, parent: Record, now: int, *, deleting: bool) -> list[Change]:
+        """A drawing area's drawings go to the recycle bin with it (its drawings list answers 404
+        from then on) and come back with it: those deleted in the same moment as the area."""
+        if parent.kind != "drawing_area":
+            return []
+        changes = []
+        for child in list(self.store.bucket("drawing", parent.project_id)):
+            if child.parent_id != parent.id:
+                continue
+            if deleting and child.deleted_epoch is None:
+                child.deleted_epoch = now
+                self.store.changed(child)
+                changes.append(Change("delete", "delete", "drawing", child.id, child.project_id, now))
+            elif not deleting and child.deleted_epoch is not None \
+                    and child.deleted_epoch == parent.deleted_epoch:
+                child.deleted_epoch = None
+                changes.append(self._touch(child, now, "restore", "create"))
+        return changes
 
     def _create(self, kind: str, project_id: int | None, now: int) -> list[Change]:
         scope = None if kind in COMPANY_LEVEL_KINDS else (project_id or self._any_project())

@@ -219,3 +219,30 @@ def test_a_server_clock_hours_off_the_hosts_still_converges_and_no_cursor_passes
     with psycopg.connect(database_url) as conn:
         latest = conn.execute("SELECT max(extract(epoch FROM cursor_at)) FROM sync_cursors").fetchone()
     assert latest is not None and float(latest[0]) <= time.time() + offset_s
+
+
+def test_a_drawing_area_deleted_upstream_takes_its_drawings_along_and_brings_them_back_restored(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        area, project, drawings = conn.execute(
+            "SELECT a.procore_id, a.project_id, count(d.*) FROM drawings a JOIN drawings d"
+            " ON d.kind = 'drawing' AND (d.payload->>'drawing_area_id')::bigint = a.procore_id"
+            " WHERE a.kind = 'drawing_area' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 1").fetchone()
+    assert drawings > 0
+    sim.mutate("delete", "drawing_area", id=area, project_id=project)
+    pipeline.scheduler.tick_reconcile()  # the areas' listing is complete: the area is gone
+    pipeline.drain()
+    replica = _replica(database_url)
+    assert replica[("drawing_area", area, project)][1] is True
+    deleted = {key for key, (_h, gone) in replica.items() if gone}
+    assert deleted == {key for key, (_h, gone) in _truth(sim).items() if gone}
+    assert sum(1 for kind, _i, _p in deleted if kind == "drawing") == drawings
+    sim.mutate("restore", "drawing_area", id=area, project_id=project)
+    pipeline.scheduler.tick_reconcile()
+    pipeline.drain()
+    pipeline.poll_cycle()
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    assert {k for k, (_h, gone) in _replica(database_url).items() if gone} == {
+        k for k, (_h, gone) in _truth(sim).items() if gone}

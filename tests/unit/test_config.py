@@ -65,6 +65,9 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_FULLSYNC_STEP_S": ("2.5", 2.5),
     "EVA00_SIM_RATE_LIMIT": ("1000/60", "1000/60"),
     "EVA00_SIM_SPIKE": ("OFF", "off"),
+    "EVA00_SIM_CLOCK_OFFSET_S": ("-5400", -5400.0),
+    "EVA00_DOWNLOAD_REQUEUE_AFTER_S": ("30", 30.0),
+    "EVA00_DOWNLOAD_HOUSEKEEPING_S": ("5", 5.0),
     "EVA00_MASS_DELETE_RATIO": ("0.5", 0.5),
     "EVA00_DOWNLOAD_CONCURRENCY": ("8", 8),
     "EVA00_DISK_FREE_MIN_RATIO": ("0", 0.0),
@@ -109,6 +112,9 @@ MALFORMED: dict[str, list[str]] = {
     "EVA00_POLL_INTERVALS": ["widgets=60", "rfis", "rfis=0", "rfis=soon"],
     **{name: ["100", "0/60", "100/0", "ten/60", "100/-1"]
        for name in ("EVA00_SIM_RATE_LIMIT", "EVA00_SIM_SPIKE")},
+    "EVA00_SIM_CLOCK_OFFSET_S": ["soon", "nan", "inf"],
+    **{name: ["0", "-1", "later"]
+       for name in ("EVA00_DOWNLOAD_REQUEUE_AFTER_S", "EVA00_DOWNLOAD_HOUSEKEEPING_S")},
 }
 
 # Free text: any value is accepted.
