@@ -106,7 +106,7 @@ class Fetcher:
             return [(stream, child) for child in ledger.queued_children(conn, job)]
         self._stats = ledger.JobStats()
         out = self._handle_job(conn, job, stream)
-        children = [m for s, m in out if isinstance(m, PollJob) and s == stream]
+        children = [m for s, m in out if isinstance(m, PollJob) and s == stream and m.run_id == job.run_id]
         pages = [(m.poll_id, m.page) for _s, m in out if isinstance(m, PageMessage)]
         ledger.finish(conn, job, children, pages[0] if pages else None, self._stats)
         return out
@@ -381,6 +381,16 @@ class Fetcher:
         """403/404 on a project or list: nothing is deleted, the project is reported, the job ends."""
         from eva00 import alerts
 
+        spec = endpoint_for(job.kind)
+        if exc.status == 404 and job.parent_id is not None and spec.parent_kind:
+            # The parent (a drawing area) was deleted since it was listed: not a refusal. A
+            # reconciliation of the parents establishes the delete, and its children follow it.
+            replica.log_sync(conn, job.kind, job.project_id, "parent_gone",
+                             {"parent_kind": spec.parent_kind, "parent_id": job.parent_id})
+            self._release(job)
+            return [(keys.STREAM_SYNC_PRIORITY, PollJob(
+                kind=spec.parent_kind, project_id=job.project_id, mode=PollMode.RECONCILE,
+                budget=job.budget, reason=f"parent-gone:{job.kind}", requested_at=time.time()))]
         self._stats.refused = f"{exc.status}: {str(exc)[:200]}"
         replica.log_sync(conn, job.kind, job.project_id, "fetch_refused",
                          {"status": exc.status, "error": str(exc)[:300], "poll_id": job.poll_id},

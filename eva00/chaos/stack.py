@@ -52,6 +52,10 @@ class Scale:
     fault_s: float  # how long each API fault lasts
     quiet_timeout_s: float  # how long the system may take to go quiet and check clean
     rate: tuple[int, float] = (600, 6.0)  # the simulator's limit (requests, window seconds)
+    # Everyday polling must fit the limit beside the full sync: every (kind, project) once per
+    # interval, every listing whole once per reconciliation interval.
+    poll_interval_s: int = 5
+    reconcile_interval_s: int = 20
 
     @property
     def rate_limit(self) -> tuple[int, float]:
@@ -63,7 +67,7 @@ SCALES = {
                 quiet_timeout_s=150.0),
     # Limits a tenth of the CI's, so the full sync lasts minutes and the kills land inside it.
     "full": Scale("full", projects=20, items=5000, churn_per_s=5.0, kills_per_stage=20, fault_s=60.0,
-                  quiet_timeout_s=900.0, rate=(300, 6.0)),
+                  quiet_timeout_s=900.0, rate=(300, 6.0), poll_interval_s=30, reconcile_interval_s=120),
 }
 
 
@@ -81,8 +85,8 @@ def stack_env(var_dir: Path, scale: Scale) -> dict[str, str]:
         "EVA00_RATE_WINDOW_S": f"{window_s:g}", "EVA00_RATE_WINDOW_MAX": str(int(requests_n * 0.95)),
         "EVA00_RATE_REFILL_PER_S": f"{requests_n * 0.9 / window_s:g}", "EVA00_RATE_BURST": "20",
         **{f"EVA00_BUDGET_{c}_PER_MIN": str(per_min) for c in ("SCHEDULED", "WEBHOOK", "ON_DEMAND")},
-        "EVA00_POLL_INTERVALS": ",".join(f"{family}=5" for family in FAMILY_KINDS),
-        "EVA00_RECONCILE_INTERVAL_S": "20", "EVA00_FULLSYNC_STEP_S": "1",
+        "EVA00_POLL_INTERVALS": ",".join(f"{family}={scale.poll_interval_s}" for family in FAMILY_KINDS),
+        "EVA00_RECONCILE_INTERVAL_S": str(scale.reconcile_interval_s), "EVA00_FULLSYNC_STEP_S": "1",
         "EVA00_CLAIM_IDLE_MS": "3000", "EVA00_STREAM_BLOCK_MS": "500", "EVA00_OUTAGE_BACKOFF_CAP_S": "1",
         "EVA00_CONNECTION_ERROR_PAUSE_S": "2", "EVA00_POLL_SAFETY_MARGIN_S": "1",
         "EVA00_WEBHOOK_SECRETS": WEBHOOK_SECRET, "EVA00_WEBHOOK_REQUEUE_INTERVAL_S": "2",

@@ -246,3 +246,22 @@ def test_a_drawing_area_deleted_upstream_takes_its_drawings_along_and_brings_the
     assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
     assert {k for k, (_h, gone) in _replica(database_url).items() if gone} == {
         k for k, (_h, gone) in _truth(sim).items() if gone}
+
+
+def test_a_drawing_area_deleted_between_fan_out_and_listing_is_no_refusal_and_is_reconciled_at_once(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        area, project = conn.execute("SELECT procore_id, project_id FROM drawings WHERE kind = 'drawing_area'"
+                                     " ORDER BY procore_id LIMIT 1").fetchone()
+    sim.mutate("delete", "drawing_area", id=area, project_id=project)
+    pipeline.scheduler.tick_family("drawings")  # the replica still lists the area: its drawings 404
+    pipeline.drain()
+    with psycopg.connect(database_url) as conn:
+        refused = conn.execute("SELECT count(*) FROM sync_log WHERE action = 'fetch_refused'").fetchone()
+        gone = conn.execute("SELECT count(*) FROM sync_log WHERE action = 'parent_gone'").fetchone()
+    assert refused == (0,) and gone is not None and gone[0] >= 1
+    replica = _replica(database_url)
+    assert replica[("drawing_area", area, project)][1] is True
+    assert {k for k, (_h, d) in replica.items() if d} == {k for k, (_h, d) in _truth(sim).items() if d}
