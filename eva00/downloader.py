@@ -47,6 +47,7 @@ from eva00.file_transfer import (
 from eva00.files_fields import PRIORITY
 from eva00.filestore import DiskLow, FileStore
 from eva00.messages import FileJob, IngestEvent, Message
+from eva00.procore.errors import ProcoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ ROUTE_INPUTS: tuple[tuple[str, str], ...] = ((keys.STREAM_FILES, keys.GROUP_DOWN
 # The critical alert open while downloads pause for lack of disk space.
 DISK_ALERT_KEY = "disk-low:files"
 
+OUTAGE_WAIT_S = 600.0  # longest a download waits for Procore in-process before it counts as a failure
 THUMBNAIL_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/gif", "image/tiff", "image/bmp")
 TEXT_TYPES = ("application/pdf",)
 
@@ -217,6 +219,21 @@ class Downloader:
         return self._record(conn, row, job, fetched)
 
     def _fetch_with_space(self, job: FileJob, name: str) -> Fetched:
+        """The transfer, waiting out a Procore outage (an open circuit, a shared pause) here: an
+        outage is not the link's failure and must not use up the job's deliveries."""
+        deadline = time.monotonic() + OUTAGE_WAIT_S
+        while True:
+            try:
+                return self._fetch_once(job, name)
+            except ProcoreUnavailable as exc:
+                if self.should_stop() or time.monotonic() + exc.delay_s > deadline:
+                    raise
+                log.info("link %s: Procore unavailable (%s); waiting %.1f s", name, exc, exc.delay_s)
+                resume_at = time.monotonic() + max(exc.delay_s, 0.05)
+                while time.monotonic() < resume_at and not self.should_stop():
+                    time.sleep(min(0.5, max(resume_at - time.monotonic(), 0.0)))
+
+    def _fetch_once(self, job: FileJob, name: str) -> Fetched:
         for _round in range(3):
             self.guard.wait_for_space(self.should_stop)
             try:

@@ -410,6 +410,11 @@ class Fetcher:
             return ledger.poll_id_for(job, window_from, rerun)
         return uuid.uuid4().hex
 
+    def on_dead_letter(self, message: Message) -> None:
+        """A dead-lettered poll frees its kind at once: the next tick polls it again."""
+        if isinstance(message, PollJob):
+            self._release(message)
+
     def _release(self, job: PollJob) -> None:
         """A poll that ends without pages frees its kind for the scheduler's next tick."""
         if job.pending_key:

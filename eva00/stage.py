@@ -287,6 +287,14 @@ class Stage:
         self._until_pg_ok(record)
         self._until_redis_ok(lambda: self.bus.dead_letter(delivery, error))
         self.stats.dead_lettered += 1
+        # The handler may have to let go of what the message held (a poll's pending marker, which
+        # would otherwise keep its kind from being polled until the marker expires).
+        on_dead_letter = getattr(self.handler, "on_dead_letter", None)
+        if on_dead_letter is not None:
+            try:
+                on_dead_letter(decode(delivery.fields))
+            except Exception as exc:  # an undecodable message holds nothing
+                log.debug("%s: nothing to release for %s: %s", self.name, delivery.entry_id, exc)
 
     # --- outages ---
 

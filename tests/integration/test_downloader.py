@@ -447,3 +447,27 @@ def test_a_job_for_a_stored_link_downloads_nothing_again(rig: Rig) -> None:
     assert rig.row(link)["attempts"] == 1
     assert storage_entries(rig.sim, since, made["file_id"]) == []
     assert rig.redis.xlen(keys.STREAM_INGEST) == 2  # the redelivery announces what the row says
+
+
+def test_a_procore_outage_is_waited_out_without_using_up_the_jobs_deliveries(
+        rig: Rig, redis_client: redis.Redis) -> None:
+    from eva00.procore.errors import ProcoreUnavailable
+
+    made = rig.sim.new_file(SIZE_BYTES, "pdf")
+    real_fetch = rig.downloader.transfer.fetch
+    outages = [ProcoreUnavailable("circuit open: Procore calls held back (files)", delay_s=0.05)
+               for _ in range(8)]  # more than EVA00_MAX_DELIVERIES (3 here)
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if outages:
+            raise outages.pop()
+        return real_fetch(*args, **kwargs)
+
+    rig.downloader.transfer.fetch = flaky  # type: ignore[method-assign]
+    link = rig.link(made["url"])
+    rig.drain()
+    assert outages == []
+    row = rig.row(link)
+    assert row["status"] == "downloaded" and row["sha256"] == rig.truth_sha256(made["file_id"])
+    assert row["attempts"] == 1, "an outage is no attempt"
+    assert redis_client.xlen(keys.STREAM_DEAD_LETTERS) == 0

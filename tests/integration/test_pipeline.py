@@ -265,3 +265,19 @@ def test_a_drawing_area_deleted_between_fan_out_and_listing_is_no_refusal_and_is
     replica = _replica(database_url)
     assert replica[("drawing_area", area, project)][1] is True
     assert {k for k, (_h, d) in replica.items() if d} == {k for k, (_h, d) in _truth(sim).items() if d}
+
+
+def test_a_dead_lettered_poll_job_frees_its_kind_for_the_next_tick_at_once(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], redis_client: redis.Redis) -> None:
+    from eva00 import keys
+    from eva00.messages import BudgetClass, PollJob, PollMode
+
+    pipeline = make_pipeline(sim)
+    marker = keys.job_pending_key("widget:incremental", 7)
+    redis_client.set(marker, "schedule:widgets", ex=600)
+    job = PollJob(kind="widget", project_id=7, mode=PollMode.INCREMENTAL, budget=BudgetClass.SCHEDULED,
+                  reason="schedule:widgets", requested_at=0.0, pending_key=marker)
+    redis_client.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+    pipeline.drain()
+    assert pipeline.fetcher.stats.dead_lettered == 1
+    assert redis_client.exists(marker) == 0

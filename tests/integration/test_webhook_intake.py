@@ -270,9 +270,16 @@ def test_concurrent_deliveries_with_duplicates_queue_one_fetch_per_item(
     results: Counter[str] = Counter()
     lock = threading.Lock()
 
+    errors: list[BaseException] = []
+
     def deliver(share: list[dict[str, Any]]) -> None:
         for payload in share:
-            result = intake.accept(parse(payload)).result
+            try:
+                result = intake.accept(parse(payload)).result
+            except Exception as exc:  # a thread must not die silently: that is a lost delivery
+                with lock:
+                    errors.append(exc)
+                continue
             with lock:
                 results[result] += 1
 
@@ -280,11 +287,16 @@ def test_concurrent_deliveries_with_duplicates_queue_one_fetch_per_item(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(300)  # a loaded machine is slow, not wrong: count only once every thread is done
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
     jobs = queued_jobs(redis_client)
     items = Counter((job.project_id, job.item_id) for job in jobs)
     assert len(jobs) == 200 and set(items.values()) == {1}
-    assert results["duplicate"] == 200 and sum(results.values()) == 800
+    # A copy that arrives while its original is still being finished is answered like the original
+    # (debounced) rather than as a duplicate: either way it queues nothing more.
+    assert results["enqueued"] == 200 and sum(results.values()) == 800
+    assert results["duplicate"] <= 200 and results["duplicate"] + results["debounced"] == 600
     assert len(rows(pool)) == 600
 
 
