@@ -232,6 +232,36 @@ def _parse_id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def owed_entries(client: redis.Redis, stream: str, group: str) -> list[Any]:
+    """The fields of every entry the group still owes: pending (delivered, not acknowledged) and
+    not yet delivered. Pending is read before and after the undelivered part, so an entry moving
+    from one to the other while we read is seen at least once."""
+    entries = _pending_entries(client, stream, group) + _undelivered_entries(client, stream, group)
+    return entries + _pending_entries(client, stream, group)
+
+
+def _pending_entries(client: redis.Redis, stream: str, group: str) -> list[Any]:
+    try:
+        pending: Any = client.xpending_range(stream, group, min="-", max="+", count=100_000)
+    except redis.ResponseError:
+        return []  # no stream or no group: nothing pending
+    entries: list[Any] = []
+    for item in pending:
+        entry_id = item["message_id"]
+        entries += [fields for _id, fields in client.xrange(stream, entry_id, entry_id) or []]
+    return entries
+
+
+def _undelivered_entries(client: redis.Redis, stream: str, group: str) -> list[Any]:
+    try:
+        groups: Any = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return []
+    last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == group), None)
+    start = "-" if last is None else "(" + _text(last)
+    return [fields for _id, fields in client.xrange(stream, start, "+") or []]
+
+
 def cap_unconsumed(client: redis.Redis, stream: str, maxlen: int) -> int:
     """An outbound stream nobody has subscribed to yet (no group: the ingest feed before its
     downstream reader exists) keeps only its newest ~maxlen entries; once a group exists, only

@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.alerts import raise_alert, resolve_alert
-from eva00.bus import Delivery, Outgoing
+from eva00.bus import Delivery, Outgoing, owed_entries
 from eva00.config import Settings
 from eva00.errors import Poison, Retryable, Skip
 from eva00.file_messages import StoredFileJob
@@ -46,7 +46,7 @@ from eva00.file_transfer import (
 )
 from eva00.files_fields import PRIORITY
 from eva00.filestore import DiskLow, FileStore
-from eva00.messages import FileJob, IngestEvent, Message
+from eva00.messages import FileJob, IngestEvent, Message, decode
 from eva00.procore.errors import ProcoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -324,17 +324,24 @@ def sniff_content_type(path: os.PathLike[str] | str) -> str:
 
 def requeue_pending(conn: psycopg.Connection, client: redis.Redis, older_than_s: float, *,
                     limit: int = 1000) -> int:
-    """Re-enqueue pending links untouched for ``older_than_s`` (a lost job, or a failed attempt
-    waiting for its retry). Their updated_at moves first and commits before the jobs are added,
-    so concurrent reconcilers never double a job and a crash in between only delays it."""
+    """Re-enqueue pending links untouched for ``older_than_s`` whose job no stream holds any more
+    (Redis lost it, or a failed attempt waits for its retry). A link still queued behind a long
+    backlog is left alone: requeueing it would only pile duplicates onto the backlog. Their
+    updated_at moves first and commits before the jobs are added, so concurrent reconcilers never
+    double a job and a crash in between only delays it."""
+    queued = _queued_links(client)
     with conn.transaction():
+        candidates = conn.execute(
+            "SELECT id, kind, procore_id, project_id, url_field, coalesce(procore_file_id, ''),"
+            " coalesce(procore_version_id, '') FROM record_files WHERE status = 'pending'"
+            " AND updated_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s"
+            " FOR UPDATE SKIP LOCKED", (older_than_s, limit)).fetchall()
+        lost = [row[0] for row in candidates if tuple(row[1:]) not in queued]
         rows = conn.execute(
-            "UPDATE record_files SET updated_at = now() WHERE id IN (SELECT id FROM record_files"
-            " WHERE status = 'pending' AND updated_at < now() - make_interval(secs => %s)"
-            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            "UPDATE record_files SET updated_at = now() WHERE id = ANY(%s)"
             " RETURNING kind, procore_id, project_id, url_field, coalesce(procore_file_id, ''),"
             " coalesce(procore_version_id, ''), coalesce(source_url, ''), expected_size_bytes",
-            (older_than_s, limit)).fetchall()
+            (lost,)).fetchall() if lost else []
     pipe = client.pipeline(transaction=False)
     for kind, procore_id, project_id, url_field, file_id, version_id, url, size in rows:
         job = FileJob(kind=kind, procore_id=procore_id, project_id=project_id, url_field=url_field, url=url,
@@ -345,6 +352,21 @@ def requeue_pending(conn: psycopg.Connection, client: redis.Redis, older_than_s:
     if rows:
         log.info("re-enqueued %d pending file links", len(rows))
     return len(rows)
+
+
+def _queued_links(client: redis.Redis) -> set[tuple[Any, ...]]:
+    """Identities of the links some downloader stream still holds a job for."""
+    found: set[tuple[Any, ...]] = set()
+    for stream in (keys.STREAM_FILES, *STREAM_FILES_BY_PRIORITY):
+        for fields in owed_entries(client, stream, keys.GROUP_DOWNLOADERS):
+            try:
+                job = decode(fields)
+            except Exception:  # a broken entry is dead-lettered by the stage, not ours to count
+                continue
+            if isinstance(job, FileJob):
+                found.add((job.kind, job.procore_id, job.project_id, job.url_field,
+                           job.procore_file_id or "", job.procore_version_id or ""))
+    return found
 
 
 class Housekeeping:

@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import fullsync_ledger as ledger
 from eva00 import keys
+from eva00.bus import owed_entries
 from eva00.config import Settings
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode, decode
@@ -282,11 +283,7 @@ def live_keys(client: redis.Redis) -> set[str]:
     for stream, group in ((keys.STREAM_SYNC_SCHEDULED, keys.GROUP_FETCHERS),
                           (keys.STREAM_SYNC_PRIORITY, keys.GROUP_FETCHERS),
                           (keys.STREAM_PAGES, keys.GROUP_DIFFERS)):
-        # Pending first, then undelivered, then pending again: an entry moving from one to the
-        # other while we read is seen at least once.
-        entries = _pending(client, stream, group) + _undelivered(client, stream, group)
-        entries += _pending(client, stream, group)
-        for fields in entries:
+        for fields in owed_entries(client, stream, group):
             found |= _key_of(fields)
     return found
 
@@ -301,28 +298,6 @@ def _key_of(fields: Any) -> set[str]:
     if isinstance(message, PageMessage) and message.run_id:
         return {f"{message.poll_id}:{message.page}"}
     return set()
-
-
-def _pending(client: redis.Redis, stream: str, group: str) -> list[Any]:
-    try:
-        pending = client.xpending_range(stream, group, min="-", max="+", count=100_000)
-    except redis.ResponseError:
-        return []  # no stream or no group: nothing pending
-    entries = []
-    for item in pending:
-        entry_id = item["message_id"]
-        entries += [fields for _id, fields in client.xrange(stream, entry_id, entry_id) or []]
-    return entries
-
-
-def _undelivered(client: redis.Redis, stream: str, group: str) -> list[Any]:
-    try:
-        groups = client.xinfo_groups(stream)
-    except redis.ResponseError:
-        return []
-    last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == group), None)
-    start = "-" if last is None else "(" + _text(last)
-    return [fields for _id, fields in client.xrange(stream, start, "+") or []]
 
 
 def _text(value: bytes | str) -> str:

@@ -22,6 +22,7 @@ from eva00.config import Settings
 from eva00.downloader import (
     DOWNLOAD_INPUTS,
     ROUTE_INPUTS,
+    STREAM_FILES_BY_PRIORITY,
     DiskGuard,
     Downloader,
     DownloadSlots,
@@ -419,6 +420,23 @@ def test_the_reconciler_requeues_pending_links_after_redis_loses_their_jobs(rig:
     assert rig.redis.xlen(priority_stream(1)) == 1
     rig.drain()
     assert rig.row(link)["sha256"] == rig.truth_sha256(made["file_id"])
+
+
+def test_the_reconciler_leaves_links_still_queued_behind_a_backlog_alone(rig: Rig) -> None:
+    queued = rig.link("http://example.invalid/a", procore_id=1)  # its job waits in eva00:files
+    rig.router.step()  # routed to its priority stream, still undelivered there
+    lost = rig.link("http://example.invalid/b", procore_id=2)
+    rig.redis.delete(keys.STREAM_FILES)
+    for stream in STREAM_FILES_BY_PRIORITY:
+        entries = rig.redis.xrange(stream)
+        for entry_id, fields in entries:
+            if decode(fields).procore_id == 2:  # type: ignore[attr-defined]
+                rig.redis.xdel(stream, entry_id)  # only the second link's job is lost
+    before = sum(rig.redis.xlen(s) for s in STREAM_FILES_BY_PRIORITY)
+    with rig.pool.connection() as conn:
+        assert requeue_pending(conn, rig.redis, older_than_s=0) == 1
+    assert sum(rig.redis.xlen(s) for s in STREAM_FILES_BY_PRIORITY) == before + 1
+    assert {rig.row(queued)["status"], rig.row(lost)["status"]} == {"pending"}
 
 
 def test_a_duplicate_job_for_a_link_another_downloader_holds_is_acknowledged_without_a_download(
