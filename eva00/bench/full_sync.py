@@ -99,13 +99,22 @@ def drive(sync: FullSync, timeout_s: float = TIMEOUT_S, interval_s: float = 0.3,
     return status
 
 
-def completeness(sim: SimHandle, database_url: str) -> float:
+Key = tuple[str, int, int]
+
+
+def live_hashes(sim: SimHandle, database_url: str) -> tuple[dict[Key, str], dict[Key, str]]:
+    """(the simulator's, the replica's) live records: (kind, id, project or 0) -> payload hash."""
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT kind, procore_id, project_id, payload_hash FROM replica_records"
                             " WHERE NOT is_deleted").fetchall()
     replica = {(k, i, 0 if k == "project" else (p or 0)): h for k, i, p, h in rows}
     truth = {(r["kind"], r["id"], 0 if r["kind"] == "project" else (r["project_id"] or 0)): r["payload_hash"]
              for r in sim.truth()["records"] if not r["is_deleted"]}
+    return truth, replica
+
+
+def completeness(sim: SimHandle, database_url: str) -> float:
+    truth, replica = live_hashes(sim, database_url)
     equal = sum(1 for key, value in truth.items() if replica.get(key) == value)
     return equal / len(truth) if truth else 1.0
 

@@ -56,12 +56,9 @@ def harness(redis_client: redis.Redis,
 
 
 def _differences(sim: SimHandle, database_url: str) -> dict[str, list[Any]]:
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT kind, procore_id, project_id, payload_hash FROM replica_records"
-                            " WHERE NOT is_deleted").fetchall()
-    replica = {(k, i, 0 if k == "project" else (p or 0)): h for k, i, p, h in rows}
-    truth = {(r["kind"], r["id"], 0 if r["kind"] == "project" else (r["project_id"] or 0)): r["payload_hash"]
-             for r in sim.truth()["records"] if not r["is_deleted"]}
+    from eva00.bench.full_sync import live_hashes
+
+    truth, replica = live_hashes(sim, database_url)
     return {"missing": sorted(set(truth) - set(replica))[:10],
             "unexpected": sorted(set(replica) - set(truth))[:10],
             "stale": sorted(k for k in set(truth) & set(replica) if truth[k] != replica[k])[:10]}
