@@ -459,7 +459,10 @@ def soft_delete_orphans(conn: psycopg.Connection[Any], parent_kind: str, project
                         at: datetime) -> int:
     """Soft-delete the live children of parents this replica holds as deleted (they can no longer
     be listed, so nothing else would ever notice them gone). A restored parent's next listing
-    brings them back. Returns how many were deleted."""
+    brings them back. A child fetched in the same second as the parent's deletion (Date headers have
+    one-second resolution) counts as fetched before it: neither time changes later, so sparing it
+    would leave it live for ever, while a wrong delete is undone by the restored parent's listing.
+    Returns how many were deleted."""
     deleted = 0
     for child_kind, parent, field in CHILDREN:
         if parent != parent_kind:
@@ -470,7 +473,7 @@ def soft_delete_orphans(conn: psycopg.Connection[Any], parent_kind: str, project
             " AND coalesce(p.project_id, 0) = coalesce(c.project_id, 0)"
             " AND p.procore_id = (c.payload->>{field})::bigint AND p.is_deleted"
             " WHERE c.kind = %s AND coalesce(c.project_id, 0) = coalesce(%s, 0) AND NOT c.is_deleted"
-            " AND c.fetched_at < p.deleted_at ORDER BY c.procore_id FOR NO KEY UPDATE OF c").format(
+            " AND c.fetched_at <= p.deleted_at ORDER BY c.procore_id FOR NO KEY UPDATE OF c").format(
                 child=sql.Identifier(child_table), parent=sql.Identifier(parent_table),
                 field=sql.Literal(field)), (parent, child_kind, project_id)).fetchall()]
         deleted += _soft_delete(conn, child_table, child_kind, project_id, orphans, at, "parent_deleted")

@@ -16,7 +16,7 @@ import orjson
 import psycopg
 import requests
 
-from eva00.chaos.stack import WEBHOOK_SECRET, ChaosStack, Scale, running_stack
+from eva00.chaos.stack import SERVICES, WEBHOOK_SECRET, ChaosStack, Scale, running_stack
 from eva00.checker import CheckReport
 from eva00.fullsync import Run
 
@@ -45,7 +45,8 @@ class Outcome:
 def _finish(stack: ChaosStack, run: Run, outcome: Outcome, *, allow_incomplete_reason: str = "",
             expected_dead_letters: Callable[[dict[str, Any]], bool] | None = None) -> None:
     """Wait for the run to end, then for quiet; record the checker's report and the run's end."""
-    deadline = time.monotonic() + stack.scale.quiet_timeout_s
+    started = time.monotonic()
+    deadline = started + stack.scale.quiet_timeout_s
     current: Run | None = run
     while time.monotonic() < deadline:
         try:
@@ -63,7 +64,10 @@ def _finish(stack: ChaosStack, run: Run, outcome: Outcome, *, allow_incomplete_r
         outcome.problems.append(f"full sync {run.run_id} {current.status}: {current.reason}")
     elif current.status != "complete":
         outcome.notes.append(f"full sync ended {current.status} as expected: {current.reason}")
+    ended = time.monotonic()
     outcome.report = stack.quiet_check(expected_dead_letters=expected_dead_letters)
+    outcome.notes.append(f"waited {ended - started:.0f} s for the full sync to end,"
+                         f" {time.monotonic() - ended:.0f} s for quiet and a clean check")
 
 
 def _begin(stack: ChaosStack) -> Run:
@@ -178,13 +182,15 @@ def _reopen_if_incomplete(stack: ChaosStack, run: Run, outcome: Outcome) -> None
     current = stack.full_sync(run)
     if current is None or current.status != "incomplete":
         return
-    done = stack._eva00("full-sync", "--wait", "--no-files", "--interval-s", "0.5",
+    started = time.monotonic()
+    done = stack.eva00("full-sync", "--wait", "--no-files", "--interval-s", "0.5",
                         timeout_s=stack.scale.quiet_timeout_s)
     if done.returncode != 0:
         outcome.problems.append(f"re-running the incomplete full sync exited {done.returncode}:"
                                 f" {done.stdout[-500:]}")
     else:
-        outcome.notes.append("re-running `eva00 full-sync` completed the run")
+        outcome.notes.append("re-running `eva00 full-sync` completed the run in"
+                             f" {time.monotonic() - started:.0f} s")
 
 
 # --- 5. webhook abuse ---
@@ -258,14 +264,19 @@ def supervisor_stops(stack: ChaosStack, outcome: Outcome, rng: random.Random) ->
     run = _begin(stack)
     stack.wait_for_phase(run, 2)
     rpc = stack.rpc()
-    stages = [n for n in stack.programs() if n not in ("postgres", "redis", "simulator")]
+    # Every program but the services (the simulator holds the ground truth in memory), all at once
+    # as `supervisorctl stop all` does it; each stage finishes its message in hand on SIGTERM.
+    stages = [n if n == "supervisor_listener" else f"eva00:{n}" for n in stack.programs()
+              if n not in SERVICES]
+    started = time.monotonic()
     for name in stages:
-        rpc.supervisor.stopProcess(f"eva00:{name}" if name != "supervisor_listener" else name, True)
-    time.sleep(1.0)
+        rpc.supervisor.stopProcess(name, False)
+    stack.wait_states(stages, ("STOPPED", "EXITED"), timeout_s=400.0)
+    stop_s = time.monotonic() - started
     for name in stages:
-        rpc.supervisor.startProcess(f"eva00:{name}" if name != "supervisor_listener" else name, True)
+        rpc.supervisor.startProcess(name, False)
     stack.wait_running()
-    outcome.notes.append(f"stopped and started {len(stages)} programs under load")
+    outcome.notes.append(f"stopped {len(stages)} programs under load in {stop_s:.1f} s, started them again")
     # A crash loop: the differ killed as soon as it starts, until supervisord gives up (FATAL).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and stack.programs()["differ"]["statename"] != "FATAL":

@@ -107,12 +107,12 @@ class ChaosStack:
     # --- lifecycle ---
 
     def up(self) -> None:
-        self._eva00("up", "--wait-s", "90", timeout_s=180)
+        self.eva00("up", "--wait-s", "90", timeout_s=180)
         if not supervision.is_running(self.settings):
             raise RuntimeError(f"supervisord did not start (logs in {self.base / 'var' / 'log'})")
         self.sim = self._wait(lambda: simulator_at(self.settings.api_base), 60, "the simulator")
         self._wait(self._postgres_ready, 90, "PostgreSQL")
-        done = self._eva00("webhooks", "register", "--url",
+        done = self.eva00("webhooks", "register", "--url",
                            f"http://127.0.0.1:{self.settings.webhook_port}/webhooks/procore", timeout_s=120)
         if done.returncode != 0:
             raise RuntimeError(f"webhooks register failed: {done.stdout}{done.stderr}")
@@ -122,9 +122,9 @@ class ChaosStack:
             self._pool.close()
         if self._redis is not None:
             self._redis.close()
-        self._eva00("down", timeout_s=400)
+        self.eva00("down", timeout_s=400)
 
-    def _eva00(self, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    def eva00(self, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "eva00", *args], env=self.full_env, cwd=ROOT_DIR,
                               capture_output=True, text=True, timeout=timeout_s)
 
@@ -191,6 +191,17 @@ class ChaosStack:
 
     def instances(self, stage_type: str) -> list[str]:
         return sorted(n for n in self.programs() if n == stage_type or n.rsplit("-", 1)[0] == stage_type)
+
+    def wait_states(self, names: list[str], states: tuple[str, ...], timeout_s: float) -> None:
+        """Until every one of ``names`` ("group:name" or a bare listener name) is in one of ``states``."""
+        deadline = time.monotonic() + timeout_s
+        bare = {n.split(":", 1)[-1] for n in names}
+        while time.monotonic() < deadline:
+            current = {n: i["statename"] for n, i in self.programs().items() if n in bare}
+            if all(s in states for s in current.values()):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"programs not all {'/'.join(states)} after {timeout_s} s: {current}")
 
     def wait_running(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -151,7 +151,7 @@ class Simulator:
     def record_api(self, req: Request, response: Response, sent: int) -> None:
         if req.meta.get("control"):
             return
-        self.ledger.record(t=time.time(), method=req.method, path=req.path, query=req.raw_query,
+        self.ledger.record(t=req.received_at, method=req.method, path=req.path, query=req.raw_query,
                            status=response.status, company_id=req.meta.get("company_id",
                                                                            req.header("Procore-Company-Id")),
                            token_id=req.meta.get("token_id"), bytes=sent, host="api",
@@ -164,7 +164,7 @@ class Simulator:
         return storage.handle(self, req)
 
     def record_storage(self, req: Request, response: Response, sent: int) -> None:
-        self.ledger.record(t=time.time(), method=req.method, path=req.path,
+        self.ledger.record(t=req.received_at, method=req.method, path=req.path,
                            query=redact_signature(req.raw_query), status=response.status, company_id=None,
                            token_id=None, bytes=sent, host="storage",
                            authorization_present=req.header("Authorization") is not None, limited=False,

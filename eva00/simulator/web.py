@@ -38,6 +38,9 @@ class Request:
     body: bytes
     client: str
     meta: dict[str, Any] = field(default_factory=dict)  # what the gatekeepers learned, for the ledger
+    # When the request arrived (host time): the ledger's time, since rate windows count arrivals and a
+    # request is recorded only once its answer is sent, possibly after a later request's.
+    received_at: float = field(default_factory=time.time)
 
     def q(self, name: str) -> str | None:
         values = self.query.get(name)

@@ -47,4 +47,5 @@ def test_three_processes_stay_under_the_servers_limit_and_use_at_least_90_percen
     assert measured["elapsed_s"] > 0 and len(api) >= 0.9 * allowed, (len(api), allowed)
     webhook_waits = measured["waits_ms"]["webhook"]
     assert len(webhook_waits) >= 5 and max(webhook_waits) <= 2000, webhook_waits
-    assert len(measured["waits_ms"]["scheduled"]) > 3 * len(webhook_waits)
+    # the hammers' scheduled work took all the capacity the paced webhook probe left
+    assert len(measured["waits_ms"]["scheduled"]) >= 0.9 * allowed - len(webhook_waits)

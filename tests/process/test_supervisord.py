@@ -74,8 +74,10 @@ def test_every_program_of_the_real_config_reaches_running(running_stack: Setting
 
 def test_a_program_killed_with_sigkill_is_brought_back(running_stack: Settings) -> None:
     for name in ("redis", "keepalive"):
+        # a stage that lost Redis with it may itself be restarting: kill it only once it runs again
+        assert _wait_for(lambda n=name: _infos(running_stack)[n]["statename"] == "RUNNING", 30), \
+            _infos(running_stack)[name]
         before = _infos(running_stack)[name]
-        assert before["statename"] == "RUNNING"
         os.kill(before["pid"], signal.SIGKILL)
         assert _wait_for(lambda n=name, p=before["pid"]: _infos(running_stack)[n]["statename"] == "RUNNING"
                          and _infos(running_stack)[n]["pid"] != p, 30), _infos(running_stack)[name]
