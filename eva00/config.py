@@ -256,6 +256,9 @@ class Settings:
     connection_error_pause_s: float = _setting(
         "EVA00_CONNECTION_ERROR_PAUSE_S", _positive_float, 65.0,
         "Pause of every process after a connection error to Procore.")
+    bad_answer_retry_s: float = _setting(
+        "EVA00_BAD_ANSWER_RETRY_S", _positive_float, 5.0,
+        "Wait before asking again for a page or record whose answer was broken (not JSON, wrong shape).")
     keepalive_interval_s: float = _setting(
         "EVA00_KEEPALIVE_INTERVAL_S", _positive_float, 43200.0,
         "Token refresh interval regardless of sync activity (12 h).")

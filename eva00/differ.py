@@ -186,7 +186,8 @@ class Differ:
             alerts.raise_alert(conn, f"mass-delete:{page.kind}:{page.project_id or 0}", "critical",
                                f"delete reconciliation of {page.kind} in project {page.project_id}"
                                f" would soft-delete {result.would_delete} of {result.live} records;"
-                               " nothing was deleted", {"poll_id": page.poll_id})
+                               f" {result.held} are held as delete_pending until the next complete"
+                               " listing confirms them", {"poll_id": page.poll_id})
 
     def _clear_pending_marker(self, page: PageMessage) -> None:
         if self.redis is None or not page.pending_key:

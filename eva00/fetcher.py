@@ -359,7 +359,8 @@ class Fetcher:
         if isinstance(body, dict) and "data" in body and isinstance(body["data"], dict):
             body = body["data"]
         if not isinstance(body, dict):
-            raise ProcoreUnavailable(f"{spec.kind} show answered {type(body).__name__}", delay_s=5.0)
+            raise ProcoreUnavailable(f"{spec.kind} show answered {type(body).__name__}",
+                                     delay_s=self.settings.bad_answer_retry_s)
         return body
 
     def _fetch_item(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:

@@ -75,8 +75,9 @@ class FetchedRecord:
 class DeleteResult:
     live: int  # rows of the kind and project not deleted before the call
     would_delete: int  # of those, rows the enumeration did not see
-    deleted: int  # rows soft-deleted: would_delete, or 0 when the guard tripped
+    deleted: int  # rows soft-deleted: would_delete, or only the corroborated ones when the guard tripped
     guard_tripped: bool
+    held: int = 0  # rows the tripped guard flagged delete_pending instead, for a later listing to confirm
 
 
 def parse_procore_time(value: Any) -> datetime | None:
@@ -406,9 +407,13 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     window the enumeration covered: daily logs are listed one date window at a time.
 
     Mass-delete guard: when more than ``max_ratio`` of the live rows would go, and more than
-    MASS_DELETE_FLOOR of them, nothing is deleted (an empty or truncated listing from Procore
-    looks exactly like that) and the refusal is logged. Rows fetched at or after ``at`` were
-    seen alive later than the listing and are never deleted by it.
+    MASS_DELETE_FLOOR of them, one listing is not trusted (an empty or truncated listing from
+    Procore looks exactly like that): the refusal is logged and the rows are only flagged
+    ``delete_pending``. A row missing while already pending (flagged by an earlier complete
+    listing, or by a delete webhook) has two independent signals and is deleted, guard or not;
+    so a single bad listing deletes nothing, and real deletes land one listing later instead of
+    never. A later fetch that sees a pending row alive clears the flag. Rows fetched at or after
+    ``at`` were seen alive later than the listing and are never deleted by it.
     """
     table = _check_scope(kind, project_id)
     _check_time(at, "at")
@@ -421,18 +426,39 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
                                            + " AND NOT is_deleted" + in_range),
                                 (kind, project_id, *range_args)).fetchone()
         live = int(live_row[0]) if live_row else 0
-        missing = [int(r[0]) for r in conn.execute(_scope_sql(
-            table, "SELECT procore_id FROM {table} t WHERE " + _SCOPE + " AND NOT is_deleted" + in_range
-            + " AND fetched_at < %s AND NOT EXISTS (SELECT 1 FROM unnest(%b::bigint[]) AS s (id)"
+        rows = conn.execute(_scope_sql(
+            table, "SELECT procore_id, delete_pending FROM {table} t WHERE " + _SCOPE + " AND NOT is_deleted"
+            + in_range + " AND fetched_at < %s AND NOT EXISTS (SELECT 1 FROM unnest(%b::bigint[]) AS s (id)"
             " WHERE s.id = t.procore_id) ORDER BY procore_id FOR NO KEY UPDATE"),
-            (kind, project_id, *range_args, at, list(seen_ids))).fetchall()]
-        if len(missing) > max_ratio * live and len(missing) > MASS_DELETE_FLOOR:
+            (kind, project_id, *range_args, at, list(seen_ids))).fetchall()
+        missing = [int(r[0]) for r in rows]
+        corroborated = [int(r[0]) for r in rows if r[1]]
+        unconfirmed = [int(r[0]) for r in rows if not r[1]]
+        if len(unconfirmed) > max_ratio * live and len(unconfirmed) > MASS_DELETE_FLOOR:
             log_sync(conn, kind, project_id, "soft_delete", {
-                "live": live, "would_delete": len(missing), "max_ratio": max_ratio, "at": at},
+                "live": live, "would_delete": len(missing), "max_ratio": max_ratio, "at": at,
+                "held_pending": len(unconfirmed), "corroborated": len(corroborated)},
                 result="refused_mass_delete")
-            return DeleteResult(live, len(missing), 0, guard_tripped=True)
+            held = _flag_delete_pending(conn, table, kind, project_id, unconfirmed)
+            deleted = _soft_delete(conn, table, kind, project_id, corroborated, at,
+                                   "missing_from_two_listings")
+            return DeleteResult(live, len(missing), deleted, guard_tripped=True, held=held)
         deleted = _soft_delete(conn, table, kind, project_id, missing, at, "missing_from_listing")
     return DeleteResult(live, len(missing), deleted, guard_tripped=False)
+
+
+def _flag_delete_pending(conn: psycopg.Connection[Any], table: str, kind: str, project_id: int | None,
+                         procore_ids: Sequence[int]) -> int:
+    if not procore_ids:
+        return 0
+    rows = conn.execute(_scope_sql(
+        table, "UPDATE {table} SET delete_pending = true WHERE " + _SCOPE
+        + " AND procore_id = ANY(%b::bigint[]) AND NOT is_deleted AND NOT delete_pending"
+        " RETURNING procore_id, payload_hash"), (kind, project_id, list(procore_ids))).fetchall()
+    if rows:
+        insert_log(conn, [(kind, int(procore_id), project_id, "delete_pending", "ok", str(digest),
+                           {"reason": "missing_from_listing_over_guard"}) for procore_id, digest in rows])
+    return len(rows)
 
 
 def _soft_delete(conn: psycopg.Connection[Any], table: str, kind: str, project_id: int | None,

@@ -88,6 +88,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         "EVA00_MAX_DELIVERIES": "3",
         "EVA00_OUTAGE_BACKOFF_CAP_S": "0.5",
         "EVA00_CONNECTION_ERROR_PAUSE_S": "1",
+        "EVA00_BAD_ANSWER_RETRY_S": "0.5",
     }
     return Settings.from_env(env, dotenv=None)
 

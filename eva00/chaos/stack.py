@@ -88,7 +88,8 @@ def stack_env(var_dir: Path, scale: Scale) -> dict[str, str]:
         "EVA00_POLL_INTERVALS": ",".join(f"{family}={scale.poll_interval_s}" for family in FAMILY_KINDS),
         "EVA00_RECONCILE_INTERVAL_S": str(scale.reconcile_interval_s), "EVA00_FULLSYNC_STEP_S": "1",
         "EVA00_CLAIM_IDLE_MS": "3000", "EVA00_STREAM_BLOCK_MS": "500", "EVA00_OUTAGE_BACKOFF_CAP_S": "1",
-        "EVA00_CONNECTION_ERROR_PAUSE_S": "2", "EVA00_POLL_SAFETY_MARGIN_S": "1",
+        "EVA00_CONNECTION_ERROR_PAUSE_S": "2", "EVA00_BAD_ANSWER_RETRY_S": "1",
+        "EVA00_POLL_SAFETY_MARGIN_S": "1",
         "EVA00_WEBHOOK_SECRETS": WEBHOOK_SECRET, "EVA00_WEBHOOK_REQUEUE_INTERVAL_S": "2",
         "EVA00_DOWNLOAD_REQUEUE_AFTER_S": "15", "EVA00_DOWNLOAD_HOUSEKEEPING_S": "5",
     }

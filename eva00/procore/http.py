@@ -123,7 +123,8 @@ class ProcoreClient:
             return response.json(), response
         except ValueError:
             raise ProcoreUnavailable(f"{endpoint_label(path)} answered {response.status_code} with a body"
-                                     " that is not JSON", delay_s=5.0, status=response.status_code,
+                                     " that is not JSON", delay_s=self.settings.bad_answer_retry_s,
+                                     status=response.status_code,
                                      endpoint=endpoint_label(path)) from None
 
     def request(self, method: str, path_or_url: str, *, budget: BudgetClass | str,

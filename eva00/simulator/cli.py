@@ -127,7 +127,7 @@ def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer
     api_server.handler, api_server.recorder = sim.handle_api, sim.record_api
     api_server.clock = storage_server.clock = sim.now
     storage_server.handler, storage_server.recorder = sim.handle_storage, sim.record_storage
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
                for s in (api_server, storage_server)]
     for thread in threads:
         thread.start()
@@ -147,7 +147,12 @@ def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer
         time.monotonic() - started)
     stop.wait()
     sim.stop()
+    # Both servers at once: each shutdown waits out its serve loop's poll interval.
+    closing = [threading.Thread(target=s.shutdown) for s in (api_server, storage_server)]
+    for thread in closing:
+        thread.start()
+    for thread in closing:
+        thread.join()
     for server in (api_server, storage_server):
-        server.shutdown()
         server.server_close()
     return 0

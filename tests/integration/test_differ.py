@@ -150,6 +150,21 @@ def test_the_mass_delete_guard_deletes_nothing_and_raises_an_alert(conn: psycopg
     assert conn.execute("SELECT count(*) FROM rfis WHERE is_deleted").fetchone() == (0,)
     alert = conn.execute("SELECT alert_key, severity, status FROM alerts").fetchone()
     assert alert == ("mass-delete:rfi:7", "critical", "open")
+    assert conn.execute("SELECT count(*) FROM rfis WHERE delete_pending").fetchone() == (10,)
+
+
+def test_deletes_held_by_the_guard_land_with_the_next_complete_reconciliation(
+        conn: psycopg.Connection[Any]) -> None:
+    _handle(conn, _page(1, [_rfi(i) for i in range(1, 11)], poll_id="load"))
+    _handle(conn, _page(1, [], poll_id="rec-1", mode=PollMode.RECONCILE, ids=list(range(1, 9)),
+                        last=True, total=1, fetched_at=T1))
+    assert conn.execute("SELECT count(*) FROM rfis WHERE is_deleted").fetchone() == (0,)
+    _handle(conn, _page(1, [], poll_id="rec-2", mode=PollMode.RECONCILE, ids=list(range(1, 9)),
+                        last=True, total=1, fetched_at="2026-11-01T11:05:00Z"))
+    deleted = [r[0] for r in conn.execute("SELECT procore_id FROM rfis WHERE is_deleted ORDER BY 1")]
+    assert deleted == [9, 10]
+    refusals = conn.execute("SELECT count(*) FROM sync_log WHERE result = 'refused_mass_delete'").fetchone()
+    assert refusals == (1,)
 
 
 def test_a_page_fetched_before_the_stored_row_never_overwrites_it(conn: psycopg.Connection[Any]) -> None:

@@ -268,6 +268,48 @@ def test_the_mass_delete_guard_deletes_nothing_when_it_trips(
     assert len(_live_ids(conn)) == (live if tripped else seen)
     refusals = conn.execute("SELECT count(*) FROM sync_log WHERE result = 'refused_mass_delete'")
     assert refusals.fetchone() == (int(tripped),)
+    pending = conn.execute("SELECT count(*) FROM rfis WHERE delete_pending").fetchone()
+    assert pending == ((live - seen) if tripped else 0,) and result.held == pending[0]
+
+
+def test_rows_a_tripped_guard_held_are_deleted_by_the_next_listing_that_still_misses_them(
+        conn: psycopg.Connection[Any]) -> None:
+    _upsert(conn, *[_rfi(i) for i in range(1, 11)])
+    first = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR)
+    assert (first.guard_tripped, first.deleted, first.held) == (True, 0, 2)
+    # rfi 9 reappears in the next listing (it was never gone); rfi 10 is missing again
+    second = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 10), max_ratio=0.10,
+                                         at=T0 + 2 * HOUR)
+    conn.commit()
+    assert second == replica.DeleteResult(live=10, would_delete=1, deleted=1, guard_tripped=False)
+    assert _live_ids(conn) == list(range(1, 10))
+    reasons = conn.execute("SELECT procore_id, detail->>'reason' FROM sync_log WHERE action = 'soft_delete'"
+                           " AND result = 'ok'").fetchall()
+    assert reasons == [(10, "missing_from_listing")]
+
+
+def test_a_second_listing_confirms_held_rows_even_while_fresh_ones_trip_the_guard_again(
+        conn: psycopg.Connection[Any]) -> None:
+    _upsert(conn, *[_rfi(i) for i in range(1, 21)])
+    replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 18), max_ratio=0.10, at=T0 + HOUR)
+    # 18..20 held; now 15..17 go missing too: those three are new and held, the held ones go
+    second = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 15), max_ratio=0.10,
+                                         at=T0 + 2 * HOUR)
+    conn.commit()
+    assert (second.guard_tripped, second.deleted, second.held) == (True, 3, 3)
+    assert _live_ids(conn) == list(range(1, 18))
+    pending = [r[0] for r in conn.execute("SELECT procore_id FROM rfis WHERE delete_pending ORDER BY 1")]
+    assert pending == [15, 16, 17]
+
+
+def test_a_held_row_seen_alive_again_is_no_longer_pending(conn: psycopg.Connection[Any]) -> None:
+    _upsert(conn, *[_rfi(i) for i in range(1, 11)])
+    replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR)
+    _upsert(conn, _rfi(9, fetched_at=T0 + 2 * HOUR), _rfi(10, fetched_at=T0 + 2 * HOUR))
+    replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR + HOUR / 2)
+    conn.commit()
+    assert _live_ids(conn) == list(range(1, 11))
+    assert conn.execute("SELECT count(*) FROM rfis WHERE delete_pending").fetchone() == (0,)
 
 
 def test_reconciliation_spares_rows_fetched_after_its_listing(conn: psycopg.Connection[Any]) -> None:
