@@ -280,7 +280,7 @@ class Settings:
         "How often the scheduler advances a running full sync (its next phase, lost jobs).")
     mass_delete_ratio: float = _setting(
         "EVA00_MASS_DELETE_RATIO", _ratio, 0.10,
-        "A reconciliation that would soft-delete more than this share deletes nothing.")
+        "A reconciliation missing more than this share only flags them; the next one confirms.")
     # --- files ---
     download_concurrency: int = _setting(
         "EVA00_DOWNLOAD_CONCURRENCY", _positive_int, 3, "Downloads at once across all downloaders.")
