@@ -178,7 +178,8 @@ class Differ:
             "SELECT procore_id FROM reconcile_seen WHERE poll_id = %s", (page.poll_id,))]
         dates = (page.date_from, page.date_to or page.date_from) if page.date_from else None
         result = replica.soft_delete_missing(conn, page.kind, page.project_id, seen,
-                                             max_ratio=self.mass_delete_ratio, at=at, date_range=dates)
+                                             max_ratio=self.mass_delete_ratio, at=at, date_range=dates,
+                                             parent_id=page.parent_id)
         replica.soft_delete_orphans(conn, page.kind, page.project_id, at)
         if result.guard_tripped:
             from eva00 import alerts

@@ -146,10 +146,9 @@ class Fetcher:
     def _start_poll(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> PollJob:
         mode = job.mode
         if not spec.supports_updated_at and not spec.date_window:
-            # Fetched whole every time: the listing is complete, so it also finds deletions;
-            # except per parent (drawings of one area): the replica's deletes are per project, and
-            # one area's listing would delete every other area's drawings.
-            mode = PollMode.RECONCILE if spec.scope is not Scope.PARENT else PollMode.INCREMENTAL
+            # Fetched whole every time: the listing is complete, so it also finds deletions (a
+            # listing per parent, the drawings of one area, only those of that parent).
+            mode = PollMode.RECONCILE
         window_from = window_to = None
         if mode == PollMode.FULL and spec.supports_updated_at:
             # Everything, without an updated_at window: a window would hide the records updated

@@ -400,11 +400,13 @@ _SCOPE = "kind = %s AND coalesce(project_id, 0) = coalesce(%s, 0)"
 
 def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: int | None,
                         seen_ids: Collection[int], *, max_ratio: float, at: datetime,
-                        date_range: tuple[str, str] | None = None) -> DeleteResult:
+                        date_range: tuple[str, str] | None = None,
+                        parent_id: int | None = None) -> DeleteResult:
     """Soft-delete the live rows a COMPLETE enumeration at server time ``at`` did not list.
 
     ``date_range`` (first, last day, inclusive) limits it to the rows whose ``date`` lies in the
-    window the enumeration covered: daily logs are listed one date window at a time.
+    window the enumeration covered: daily logs are listed one date window at a time. ``parent_id``
+    limits it to the children of one parent record (drawings are listed one drawing area at a time).
 
     Mass-delete guard: when more than ``max_ratio`` of the live rows would go, and more than
     MASS_DELETE_FLOOR of them, one listing is not trusted (an empty or truncated listing from
@@ -420,7 +422,12 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     if not 0.0 <= max_ratio <= 1.0:
         raise ValueError(f"max_ratio {max_ratio!r} is not between 0 and 1")
     in_range = " AND (payload->>'date') BETWEEN %s AND %s" if date_range else ""
-    range_args: tuple[str, ...] = tuple(date_range) if date_range else ()
+    range_args: tuple[Any, ...] = tuple(date_range) if date_range else ()
+    if parent_id is not None:
+        if kind not in PARENT_FIELD:
+            raise ValueError(f"{kind} is not listed per parent")
+        in_range += " AND payload->>%s = %s"
+        range_args += (PARENT_FIELD[kind], str(parent_id))
     with _atomic(conn):
         live_row = conn.execute(_scope_sql(table, "SELECT count(*) FROM {table} WHERE " + _SCOPE
                                            + " AND NOT is_deleted" + in_range),
@@ -479,6 +486,7 @@ def _soft_delete(conn: psycopg.Connection[Any], table: str, kind: str, project_i
 # Kinds listed per parent record: (child kind, parent kind, the child's field naming its parent).
 # A parent deleted upstream takes its children along (its listing answers 404 from then on).
 CHILDREN: tuple[tuple[str, str, str], ...] = (("drawing", "drawing_area", "drawing_area_id"),)
+PARENT_FIELD = {child: field for child, _parent, field in CHILDREN}
 
 
 def soft_delete_orphans(conn: psycopg.Connection[Any], parent_kind: str, project_id: int | None,

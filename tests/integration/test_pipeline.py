@@ -248,6 +248,22 @@ def test_a_drawing_area_deleted_upstream_takes_its_drawings_along_and_brings_the
         k for k, (_h, gone) in _truth(sim).items() if gone}
 
 
+def test_a_drawing_deleted_upstream_is_soft_deleted_by_its_areas_next_listing_and_the_others_stay(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        drawing, project = conn.execute("SELECT procore_id, project_id FROM drawings WHERE kind = 'drawing'"
+                                        " ORDER BY procore_id LIMIT 1").fetchone()
+    sim.mutate("delete", "drawing", id=drawing, project_id=project)
+    pipeline.scheduler.tick_family("drawings")  # every area is listed whole, one area at a time
+    pipeline.drain()
+    replica = _replica(database_url)
+    assert replica[("drawing", drawing, project)][1] is True
+    assert {k for k, (_h, d) in replica.items() if d} == {k for k, (_h, d) in _truth(sim).items() if d}
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+
+
 def test_a_drawing_area_deleted_between_fan_out_and_listing_is_no_refusal_and_is_reconciled_at_once(
         sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
     pipeline = make_pipeline(sim)

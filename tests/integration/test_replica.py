@@ -428,3 +428,19 @@ def test_concurrent_differs_on_the_same_rows_converge_on_the_latest_fetch(databa
         assert chains.get(procore_id) == previous, f"rfi {procore_id}: a change from a stale read"
         chains[procore_id] = digest
     assert chains == final
+
+
+def test_a_listing_of_one_parent_deletes_only_that_parents_missing_children(
+        conn: psycopg.Connection[Any]) -> None:
+    drawings = [FetchedRecord("drawing", i, PROJECT, {"id": i, "drawing_area_id": 100 + i % 2}, T0, "api")
+                for i in range(1, 7)]
+    _upsert(conn, *drawings)
+    # area 101 holds 1, 3, 5 and now lists only 1 and 5; area 100's drawings are not its business
+    result = replica.soft_delete_missing(conn, "drawing", PROJECT, [1, 5], max_ratio=0.5, at=T0 + HOUR,
+                                         parent_id=101)
+    conn.commit()
+    assert (result.live, result.deleted) == (3, 1)
+    live = [r[0] for r in conn.execute("SELECT procore_id FROM drawings WHERE NOT is_deleted ORDER BY 1")]
+    assert live == [1, 2, 4, 5, 6]
+    with pytest.raises(ValueError, match="not listed per parent"):
+        replica.soft_delete_missing(conn, "rfi", PROJECT, [], max_ratio=0.5, at=T0 + HOUR, parent_id=1)
