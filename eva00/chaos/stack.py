@@ -254,10 +254,14 @@ class ChaosStack:
         """Until the run has started ``phase`` (or ended)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with self.pool.connection() as conn:
-                row = conn.execute("SELECT max(phase) FROM fullsync_jobs WHERE run_id = %s",
-                                   (run.run_id,)).fetchone()
-            current = self.full_sync(run)
+            try:
+                with self.pool.connection() as conn:
+                    row = conn.execute("SELECT max(phase) FROM fullsync_jobs WHERE run_id = %s",
+                                       (run.run_id,)).fetchone()
+                current = self.full_sync(run)
+            except psycopg.Error:  # PostgreSQL killed a moment ago, or still recovering
+                time.sleep(0.5)
+                continue
             if (row and row[0] and row[0] >= phase) or (current and current.status != "running"):
                 return
             time.sleep(0.3)
