@@ -20,7 +20,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -69,8 +69,8 @@ class FullSync:
 
     def start(self, project_ids: Sequence[int] | None, phases: Sequence[int], *, new: bool = False) -> Run:
         """The latest run of this scope: resumed if running, reopened if incomplete (its refused
-        listings are tried again, nothing else), as it is if complete; a new run if there is none
-        or ``new`` is set."""
+        listings and those whose counts kept disagreeing are tried again, nothing else), as it is
+        if complete; a new run if there is none or ``new`` is set."""
         scope = sorted(project_ids) if project_ids else None
         wanted = sorted(set(phases))
         with self.pool.connection() as conn:
@@ -88,6 +88,7 @@ class FullSync:
                     retried = conn.execute(
                         "UPDATE fullsync_jobs SET state = 'queued', outcome = NULL, error = NULL,"
                         " done_at = NULL WHERE run_id = %s AND outcome = 'refused'", (run_id,)).rowcount
+                    retried += _rerun_incomplete_listings(conn, run_id)
                     conn.execute("UPDATE fullsync_runs SET status = 'running', finished_at = NULL,"
                                  " reason = NULL WHERE run_id = %s", (run_id,))
                     log.info("full sync %s reopened: %d refused listings are tried again", run_id, retried)
@@ -224,16 +225,34 @@ def load_runs(conn: psycopg.Connection[Any], run_id: str | None = None, limit: i
                 float(row[4]), float(row[5]) if row[5] is not None else None, row[6]) for row in rows]
 
 
+_INCOMPLETE_LISTINGS = (
+    "SELECT j.job_key, j.job, j.kind, j.project_id FROM fullsync_jobs j JOIN poll_pages p"
+    " ON p.poll_id = j.poll_id AND p.page = j.page WHERE j.run_id = %s AND p.is_last AND NOT p.complete"
+    " AND NOT EXISTS"
+    " (SELECT 1 FROM fullsync_jobs c WHERE c.run_id = j.run_id AND c.parent_key = j.job_key)")
+
+
+def _rerun_incomplete_listings(conn: psycopg.Connection[Any], run_id: str) -> int:
+    """A listing whose counts kept disagreeing (a wrong Total, records moving while it paged) gets
+    one more poll of the same window, as the child of its last page, as the fetcher's own re-runs
+    do; the run's errors then follow that poll instead."""
+    rows = conn.execute(_INCOMPLETE_LISTINGS + " ORDER BY j.job_key", (run_id,)).fetchall()
+    for key, job_json, _kind, _project in rows:
+        last = PollJob.from_dict(job_json)
+        rerun = last.rerun + 1
+        again = replace(last, poll_id=ledger.poll_id_for(last, last.window_from, rerun), page=1,
+                        items_seen=0, expected_total=None, totals_agree=True, rerun=rerun)
+        ledger.record(conn, [again], key)
+    return len(rows)
+
+
 def run_errors(conn: psycopg.Connection[Any], run_id: str) -> list[str]:
     """Why a run is incomplete: refused listings, and polls whose counts kept disagreeing."""
     refused = conn.execute(
         "SELECT kind, project_id, error FROM fullsync_jobs WHERE run_id = %s AND outcome = 'refused'"
         " ORDER BY project_id, kind", (run_id,)).fetchall()
-    incomplete = conn.execute(
-        "SELECT j.kind, j.project_id FROM fullsync_jobs j JOIN poll_pages p ON p.poll_id = j.poll_id"
-        " AND p.page = j.page WHERE j.run_id = %s AND p.is_last AND NOT p.complete AND NOT EXISTS"
-        " (SELECT 1 FROM fullsync_jobs c WHERE c.run_id = j.run_id AND c.parent_key = j.job_key)",
-        (run_id,)).fetchall()
+    incomplete = [(kind, project) for _key, _job, kind, project
+                  in conn.execute(_INCOMPLETE_LISTINGS + " ORDER BY j.project_id, j.kind", (run_id,))]
     return ([f"{k} in project {p or '-'} refused ({e})" for k, p, e in refused]
             + [f"{k} in project {p or '-'}: listing incomplete (counts kept disagreeing)"
                for k, p in incomplete])

@@ -117,6 +117,28 @@ def test_a_forbidden_project_fails_alone_and_the_others_finish(
     assert run_status(h.sync, run)["errors"] > 0
 
 
+def test_a_listing_whose_counts_kept_disagreeing_is_polled_again_when_the_run_is_reopened(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
+    h = harness(sim)
+    run = h.run(h.sync.start(None, ALL_PHASES), until_phase=2)
+    # every RFI listing lies about its Total, through all of the fetcher's own re-runs
+    sim.set_faults("wrong_total", ratio=1.0, paths="/rest/v1.0/projects/[0-9]+/rfis")
+    run = h.run(run)
+    assert run.status == "incomplete"
+    assert run.reason is not None and "rfi in project" in run.reason
+    assert "counts kept disagreeing" in run.reason
+    sim.clear_faults()
+    reopened = h.sync.start(None, ALL_PHASES)
+    assert (reopened.run_id, reopened.status) == (run.run_id, "running")
+    h.sync.heal(reopened)  # what `eva00 full-sync` does: the new polls are queued from PostgreSQL
+    seq = max(e["seq"] for e in sim.ledger())
+    run = h.run(reopened)
+    assert (run.status, run.reason) == ("complete", None)
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    again = {e["path"] for e in sim.ledger(since_seq=seq) if e["host"] == "api" and "oauth" not in e["path"]}
+    assert again and all("/rfis" in path for path in again), again
+
+
 def test_a_run_nobody_watches_is_carried_to_the_end_by_the_scheduler_even_after_redis_is_wiped(
         sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str,
         redis_client: redis.Redis) -> None:
