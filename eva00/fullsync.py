@@ -31,6 +31,7 @@ from eva00 import fullsync_ledger as ledger
 from eva00 import keys
 from eva00.bus import owed_entries
 from eva00.config import Settings
+from eva00.fetcher import MAX_RERUNS
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode, decode
 from eva00.procore.endpoints import endpoint_for
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 # Kinds listed per parent record wait for their parent kind's poll in the same project.
 WAITS_FOR = {"drawing": "drawing_area"}
 RATE_WINDOW_S = 60  # the measured request rate (for the ETA) is over this many seconds
+# A listing whose counts kept disagreeing through the fetcher's immediate re-runs (a burst of wrong
+# Totals, records moving while it paged) is polled again by the run this many more times, after
+# EVA00_BAD_ANSWER_RETRY_S, then twice that, ...: a transient cause passes, a lasting one still
+# ends the run incomplete with the reason.
+LISTING_RETRIES = 3
 
 # A ledger row not yet settled: queued, or its page went out and never committed.
 _UNSETTLED = ("(j.state = 'queued' OR (j.outcome = 'paged' AND NOT EXISTS (SELECT 1 FROM poll_pages p"
@@ -114,6 +120,8 @@ class FullSync:
                 if every is None or not self._phase_settled(conn, run, phase, every):
                     self._enqueue(conn, run, self._units(conn, run, phase, ready_only=True) or [])
                     return run
+            if self._retry_incomplete_listings(conn, run):
+                return run
             errors = self.errors(conn, run.run_id)
             status = "incomplete" if errors else "complete"
             conn.execute("UPDATE fullsync_runs SET status = %s, finished_at = now(), reason = %s"
@@ -123,6 +131,29 @@ class FullSync:
         loaded = self.load(run.run_id)
         assert loaded is not None
         return loaded
+
+    def _retry_incomplete_listings(self, conn: psycopg.Connection[Any], run: Run) -> bool:
+        """True while a listing whose counts kept disagreeing waits for, or got, another poll."""
+        waiting = False
+        due = []
+        for key, job_json, _kind, _project, age_s in conn.execute(
+                _INCOMPLETE_LISTINGS + " ORDER BY j.job_key", (run.run_id,)).fetchall():
+            last = PollJob.from_dict(job_json)
+            retry = last.rerun - MAX_RERUNS  # 0 for the first retry of the run
+            if retry >= LISTING_RETRIES:
+                continue
+            waiting = True
+            if float(age_s or 0.0) >= self.settings.bad_answer_retry_s * 2 ** max(retry, 0):
+                due.append((key, last))
+        again = [(key, _again(last)) for key, last in due]
+        for key, job in again:
+            log.warning("full sync %s: %s in project %s kept disagreeing; polling it again",
+                        run.run_id, job.kind, job.project_id)
+            ledger.record(conn, [job], key)
+        conn.commit()  # durable before it is on a stream: a crash in between is healed
+        for _key, job in again:
+            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+        return waiting
 
     def _units(self, conn: psycopg.Connection[Any], run: Run, phase: int,
                ready_only: bool) -> list[tuple[str, int | None]] | None:
@@ -226,7 +257,8 @@ def load_runs(conn: psycopg.Connection[Any], run_id: str | None = None, limit: i
 
 
 _INCOMPLETE_LISTINGS = (
-    "SELECT j.job_key, j.job, j.kind, j.project_id FROM fullsync_jobs j JOIN poll_pages p"
+    "SELECT j.job_key, j.job, j.kind, j.project_id, extract(epoch FROM now() - j.done_at)"
+    " FROM fullsync_jobs j JOIN poll_pages p"
     " ON p.poll_id = j.poll_id AND p.page = j.page WHERE j.run_id = %s AND p.is_last AND NOT p.complete"
     " AND NOT EXISTS"
     " (SELECT 1 FROM fullsync_jobs c WHERE c.run_id = j.run_id AND c.parent_key = j.job_key)")
@@ -237,13 +269,16 @@ def _rerun_incomplete_listings(conn: psycopg.Connection[Any], run_id: str) -> in
     one more poll of the same window, as the child of its last page, as the fetcher's own re-runs
     do; the run's errors then follow that poll instead."""
     rows = conn.execute(_INCOMPLETE_LISTINGS + " ORDER BY j.job_key", (run_id,)).fetchall()
-    for key, job_json, _kind, _project in rows:
-        last = PollJob.from_dict(job_json)
-        rerun = last.rerun + 1
-        again = replace(last, poll_id=ledger.poll_id_for(last, last.window_from, rerun), page=1,
-                        items_seen=0, expected_total=None, totals_agree=True, rerun=rerun)
-        ledger.record(conn, [again], key)
+    for key, job_json, _kind, _project, _age_s in rows:
+        ledger.record(conn, [_again(PollJob.from_dict(job_json))], key)
     return len(rows)
+
+
+def _again(last: PollJob) -> PollJob:
+    """The same window polled once more from page 1, under a poll id of its own."""
+    rerun = last.rerun + 1
+    return replace(last, poll_id=ledger.poll_id_for(last, last.window_from, rerun), page=1,
+                   items_seen=0, expected_total=None, totals_agree=True, rerun=rerun)
 
 
 def run_errors(conn: psycopg.Connection[Any], run_id: str) -> list[str]:
@@ -251,7 +286,7 @@ def run_errors(conn: psycopg.Connection[Any], run_id: str) -> list[str]:
     refused = conn.execute(
         "SELECT kind, project_id, error FROM fullsync_jobs WHERE run_id = %s AND outcome = 'refused'"
         " ORDER BY project_id, kind", (run_id,)).fetchall()
-    incomplete = [(kind, project) for _key, _job, kind, project
+    incomplete = [(kind, project) for _key, _job, kind, project, _age_s
                   in conn.execute(_INCOMPLETE_LISTINGS + " ORDER BY j.project_id, j.kind", (run_id,))]
     return ([f"{k} in project {p or '-'} refused ({e})" for k, p, e in refused]
             + [f"{k} in project {p or '-'}: listing incomplete (counts kept disagreeing)"

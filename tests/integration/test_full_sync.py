@@ -139,6 +139,36 @@ def test_a_listing_whose_counts_kept_disagreeing_is_polled_again_when_the_run_is
     assert again and all("/rfis" in path for path in again), again
 
 
+def test_a_burst_of_wrong_totals_outlasting_the_fetchers_re_runs_is_waited_out_and_the_run_completes(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
+    import time
+
+    from eva00.fullsync import _INCOMPLETE_LISTINGS
+
+    h = harness(sim)
+    run = h.run(h.sync.start(None, ALL_PHASES), until_phase=2)
+    sim.set_faults("wrong_total", ratio=1.0, paths="/rest/v1.0/projects/[0-9]+/rfis")
+    waited_at = None
+    deadline = time.monotonic() + 120
+    while run.status == "running" and time.monotonic() < deadline:
+        run = h.sync.step(run)
+        h.pipeline.fetcher.step() + h.pipeline.differ.step()
+        with h.sync.pool.connection() as conn:
+            lying = conn.execute(_INCOMPLETE_LISTINGS, (run.run_id,)).fetchall()
+        if waited_at is None and lying:
+            waited_at = time.monotonic()
+            assert {kind for _k, _j, kind, _p, _a in lying} == {"rfi"}
+            sim.clear_faults()  # the burst ends while the run waits to ask again
+    assert waited_at is not None, "no RFI listing ever kept disagreeing"
+    assert (run.status, run.reason) == ("complete", None)
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    with h.sync.pool.connection() as conn:
+        reruns = [r[0] for r in conn.execute(
+            "SELECT DISTINCT (job->>'rerun')::int FROM fullsync_jobs WHERE run_id = %s AND kind = 'rfi'",
+            (run.run_id,))]
+    assert max(reruns) == 3  # the fetcher's two immediate re-runs, then one spaced retry of the run
+
+
 def test_a_run_nobody_watches_is_carried_to_the_end_by_the_scheduler_even_after_redis_is_wiped(
         sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str,
         redis_client: redis.Redis) -> None:
