@@ -28,6 +28,7 @@ from eva00.simulator.testing import SimHandle, running_simulator
 from eva00.streams_report import backlog_rows
 
 CHANGES = 20
+PROJECTS = 20
 POLL_S = 20  # the RFI poll interval of the run without webhooks (production: 300 s)
 DEADLINE_S = 120.0
 
@@ -104,7 +105,7 @@ def one_run(tmp_dir: Path, *, webhooks: bool) -> tuple[list[float], int]:
     redis_spec, redis_server = start_redis(tmp_dir / "stack")
     try:
         db.apply_schema(pg_spec.url)
-        with running_simulator(tmp_dir / "sim", projects=20, items=5000, rate_limit="100/6",
+        with running_simulator(tmp_dir / "sim", projects=PROJECTS, items=5000, rate_limit="100/6",
                                spike="25/1") as sim:
             port = free_port()
             env = _env(sim, pg_spec.url, redis_spec.url, tmp_dir, port)
@@ -117,8 +118,9 @@ def one_run(tmp_dir: Path, *, webhooks: bool) -> tuple[list[float], int]:
                 targets = _wait_for_rfis(pg_spec.url, CHANGES)
                 client = redis.Redis.from_url(redis_spec.url)
                 if not webhooks:
-                    # Polling freshness is bounded by the interval once the initial sync is done.
-                    _wait_until_drained(client)
+                    # Polling freshness is bounded by the interval once the initial sync is done:
+                    # then at most one RFI poll per project is queued at a time.
+                    _wait_until_drained(client, steady_jobs=PROJECTS)
                 backlog = _scheduled_backlog(client)
                 return _measure(sim, pg_spec.url, targets, gap_s=0.5 if webhooks else 1.0), backlog
     finally:
@@ -131,9 +133,9 @@ def _scheduled_backlog(client: redis.Redis) -> int:
     return sum(r.pending + r.lag for r in rows if r.stream == keys.STREAM_SYNC_SCHEDULED)
 
 
-def _wait_until_drained(client: redis.Redis, timeout_s: float = 900.0) -> None:
+def _wait_until_drained(client: redis.Redis, steady_jobs: int, timeout_s: float = 900.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while _scheduled_backlog(client) > 0 and time.monotonic() < deadline:
+    while _scheduled_backlog(client) > steady_jobs and time.monotonic() < deadline:
         time.sleep(2)
 
 
