@@ -9,7 +9,9 @@ import hashlib
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -213,10 +215,11 @@ class Transfer:
             out.seek(start)
             out.truncate()
             if response is not None:
-                for chunk in self._chunks(response):
-                    out.write(chunk)  # ENOSPC propagates as OSError: the disk guard's business
-                    digest.update(chunk)
-                    renew()
+                with _BackgroundHash(digest) as hashing:
+                    for chunk in self._chunks(response):
+                        out.write(chunk)  # ENOSPC propagates as OSError: the disk guard's business
+                        hashing.update(chunk)
+                        renew()
             return digest.hexdigest(), out.tell()
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
@@ -260,6 +263,37 @@ def _hash_prefix(handle: BinaryIO, length: int, digest: Any, chunk_bytes: int) -
             raise _StartOver()
         digest.update(chunk)
         remaining -= len(chunk)
+
+
+class _BackgroundHash:
+    """SHA-256 of the received chunks on a thread of its own, in order.
+
+    hashlib lets go of the GIL on large buffers, so hashing one chunk overlaps with receiving and
+    writing the next: on two cores a large file is stored at about the speed of a bare copy instead
+    of the sum of copy and hash. At most ``depth`` chunks wait, which bounds the memory it adds.
+    The digest is complete when the block exits normally."""
+
+    def __init__(self, digest: Any, depth: int = 4) -> None:
+        self._digest = digest
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._waiting: deque[Future[None]] = deque()
+
+    def update(self, chunk: bytes) -> None:
+        while len(self._waiting) >= self._depth:
+            self._waiting.popleft().result()
+        self._waiting.append(self._pool.submit(self._digest.update, chunk))
+
+    def __enter__(self) -> _BackgroundHash:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                while self._waiting:
+                    self._waiting.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _int(value: str | None) -> int | None:

@@ -46,3 +46,29 @@ def test_content_types_are_sniffed_when_storage_does_not_say(tmp_path: Path, hea
     path = tmp_path / "f"
     path.write_bytes(head + b"rest")
     assert sniff_content_type(path) == kind
+
+
+def test_hashing_on_a_thread_of_its_own_gives_the_digest_of_the_chunks_in_order() -> None:
+    import hashlib
+    import os
+
+    from eva00.file_transfer import _BackgroundHash
+
+    chunks = [os.urandom(size) for size in (1, 70_000, 0, 1 << 20, 3) * 5]
+    digest = hashlib.sha256()
+    with _BackgroundHash(digest, depth=2) as hashing:
+        for chunk in chunks:
+            hashing.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+def test_an_interrupted_transfer_leaves_no_hashing_thread_behind() -> None:
+    import hashlib
+    import threading
+
+    from eva00.file_transfer import _BackgroundHash
+
+    with pytest.raises(ConnectionError), _BackgroundHash(hashlib.sha256()) as hashing:
+        hashing.update(b"x" * 100_000)
+        raise ConnectionError("the body stopped")
+    assert not [t for t in threading.enumerate() if t.name.startswith("sha256")]
