@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import platform
+import shutil
 import time
 import traceback
 from collections.abc import Sequence
@@ -61,7 +62,10 @@ def run_all(out_dir: Path, names: Sequence[str] = MODULES) -> list[Figure]:
     figures: list[Figure] = []
     for name in names:
         work = out_dir / "work" / name
-        work.mkdir(parents=True, exist_ok=True)
+        # Each benchmark starts from nothing: a database or a run left by an earlier one would
+        # be resumed (a full sync already complete costs nothing) instead of measured.
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
         started = time.monotonic()
         try:
             module = importlib.import_module(f"eva00.bench.{name}")

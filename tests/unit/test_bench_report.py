@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eva00.bench.report import Figure, meets, ratio_to_goal, write
+from eva00.bench.report import Figure, meets, ratio_to_goal, run_all, write
 
 
 @pytest.mark.parametrize(("value", "goal", "met"), [
@@ -36,3 +36,21 @@ def test_the_report_lists_every_figure_with_its_goal_and_ratio_in_markdown_and_j
     markdown = (tmp_path / "report.md").read_text()
     assert "| list requests per second | 4048 | req/s | >= 500 | 8.1 | yes |" in markdown
     assert "2 of 2 goals met." in markdown
+
+
+def test_each_benchmark_starts_in_an_empty_work_directory_even_after_an_earlier_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    seen: list[list[str]] = []
+
+    def run(work: Path) -> list[dict[str, object]]:
+        seen.append(sorted(p.name for p in work.iterdir()))
+        (work / "stack").mkdir()  # what a benchmark's database leaves behind
+        return [{"name": "probe", "value": 1, "unit": "x", "goal": "== 1", "met": True}]
+
+    monkeypatch.setitem(sys.modules, "eva00.bench._probe", types.SimpleNamespace(run=run))
+    run_all(tmp_path, ["_probe"])
+    run_all(tmp_path, ["_probe"])
+    assert seen == [[], []]
