@@ -119,8 +119,9 @@ def one_run(tmp_dir: Path, *, webhooks: bool) -> tuple[list[float], int]:
                 client = redis.Redis.from_url(redis_spec.url)
                 if not webhooks:
                     # Polling freshness is bounded by the interval once the initial sync is done:
-                    # then at most one RFI poll per project is queued at a time.
-                    _wait_until_drained(client, steady_jobs=PROJECTS)
+                    # then at most one RFI poll per project is queued at a time, for a whole
+                    # interval (a short lull between the initial sync's phases is not the end).
+                    _wait_until_steady(client, steady_jobs=PROJECTS, hold_s=2 * POLL_S)
                 backlog = _scheduled_backlog(client)
                 return _measure(sim, pg_spec.url, targets, gap_s=0.5 if webhooks else 1.0), backlog
     finally:
@@ -133,10 +134,19 @@ def _scheduled_backlog(client: redis.Redis) -> int:
     return sum(r.pending + r.lag for r in rows if r.stream == keys.STREAM_SYNC_SCHEDULED)
 
 
-def _wait_until_drained(client: redis.Redis, steady_jobs: int, timeout_s: float = 900.0) -> None:
+def _wait_until_steady(client: redis.Redis, steady_jobs: int, hold_s: float,
+                       timeout_s: float = 1200.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while _scheduled_backlog(client) > steady_jobs and time.monotonic() < deadline:
-        time.sleep(2)
+    steady_since = None
+    while time.monotonic() < deadline:
+        if _scheduled_backlog(client) > steady_jobs:
+            steady_since = None
+        elif steady_since is None:
+            steady_since = time.monotonic()
+        elif time.monotonic() - steady_since >= hold_s:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the initial sync never settled in {timeout_s:.0f} s")
 
 
 def _pct(values: list[float], q: float) -> float:
