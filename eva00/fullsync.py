@@ -145,14 +145,13 @@ class FullSync:
             waiting = True
             if float(age_s or 0.0) >= self.settings.bad_answer_retry_s * 2 ** max(retry, 0):
                 due.append((key, last))
-        again = [(key, _again(last)) for key, last in due]
-        for key, job in again:
-            log.warning("full sync %s: %s in project %s kept disagreeing; polling it again",
-                        run.run_id, job.kind, job.project_id)
-            ledger.record(conn, [job], key)
-        conn.commit()  # durable before it is on a stream: a crash in between is healed
-        for _key, job in again:
-            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+        if due:
+            again = [_record_again(conn, key, last) for key, last in due]
+            conn.commit()  # durable before it is on a stream: a crash in between is healed
+            for job in again:
+                log.warning("full sync %s: %s in project %s kept disagreeing; polling it again",
+                            run.run_id, job.kind, job.project_id)
+                self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
         return waiting
 
     def _units(self, conn: psycopg.Connection[Any], run: Run, phase: int,
@@ -270,15 +269,18 @@ def _rerun_incomplete_listings(conn: psycopg.Connection[Any], run_id: str) -> in
     do; the run's errors then follow that poll instead."""
     rows = conn.execute(_INCOMPLETE_LISTINGS + " ORDER BY j.job_key", (run_id,)).fetchall()
     for key, job_json, _kind, _project, _age_s in rows:
-        ledger.record(conn, [_again(PollJob.from_dict(job_json))], key)
+        _record_again(conn, key, PollJob.from_dict(job_json))
     return len(rows)
 
 
-def _again(last: PollJob) -> PollJob:
-    """The same window polled once more from page 1, under a poll id of its own."""
+def _record_again(conn: psycopg.Connection[Any], key: str, last: PollJob) -> PollJob:
+    """The same window polled once more from page 1, under a poll id of its own, written to the
+    ledger as the child of the listing's last page."""
     rerun = last.rerun + 1
-    return replace(last, poll_id=ledger.poll_id_for(last, last.window_from, rerun), page=1,
-                   items_seen=0, expected_total=None, totals_agree=True, rerun=rerun)
+    again = replace(last, poll_id=ledger.poll_id_for(last, last.window_from, rerun), page=1,
+                    items_seen=0, expected_total=None, totals_agree=True, rerun=rerun)
+    ledger.record(conn, [again], key)
+    return again
 
 
 def run_errors(conn: psycopg.Connection[Any], run_id: str) -> list[str]:

@@ -258,14 +258,23 @@ def _after_the_last_fetchs_second() -> None:
     time.sleep(1.05)
 
 
+def _synced_then_deleted_upstream(sim: SimHandle, pipeline: Pipeline, database_url: str,
+                                  kind: str) -> tuple[int, int]:
+    """Everything synced, then the first record of ``kind`` (in the drawings table) deleted in
+    the simulator; returns its (id, project)."""
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT procore_id, project_id FROM drawings WHERE kind = %s"
+                           " ORDER BY procore_id LIMIT 1", (kind,)).fetchone()
+    assert row is not None, f"the data set has no {kind}"
+    sim.mutate("delete", kind, id=row[0], project_id=row[1])
+    return int(row[0]), int(row[1])
+
+
 def test_a_drawing_deleted_upstream_is_soft_deleted_by_its_areas_next_listing_and_the_others_stay(
         sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
     pipeline = make_pipeline(sim)
-    pipeline.sync_everything()
-    with psycopg.connect(database_url) as conn:
-        drawing, project = conn.execute("SELECT procore_id, project_id FROM drawings WHERE kind = 'drawing'"
-                                        " ORDER BY procore_id LIMIT 1").fetchone()
-    sim.mutate("delete", "drawing", id=drawing, project_id=project)
+    drawing, project = _synced_then_deleted_upstream(sim, pipeline, database_url, "drawing")
     _after_the_last_fetchs_second()
     pipeline.scheduler.tick_family("drawings")  # every area is listed whole, one area at a time
     pipeline.drain()
@@ -278,11 +287,7 @@ def test_a_drawing_deleted_upstream_is_soft_deleted_by_its_areas_next_listing_an
 def test_a_drawing_area_deleted_between_fan_out_and_listing_is_no_refusal_and_is_reconciled_at_once(
         sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
     pipeline = make_pipeline(sim)
-    pipeline.sync_everything()
-    with psycopg.connect(database_url) as conn:
-        area, project = conn.execute("SELECT procore_id, project_id FROM drawings WHERE kind = 'drawing_area'"
-                                     " ORDER BY procore_id LIMIT 1").fetchone()
-    sim.mutate("delete", "drawing_area", id=area, project_id=project)
+    area, project = _synced_then_deleted_upstream(sim, pipeline, database_url, "drawing_area")
     pipeline.scheduler.tick_family("drawings")  # the replica still lists the area: its drawings 404
     pipeline.drain()
     with psycopg.connect(database_url) as conn:
