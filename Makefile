@@ -58,12 +58,12 @@ demo: setup
 	$(DEMO_ENV) $(BIN)/eva00 full-sync --wait --where
 
 bench: setup
-	$(BIN)/python -m eva00.bench
+	$(BIN)/python -m eva00.proof.bench
 
 # The seven scenarios at full scale (standard data set, 20 kills per stage type, a minute per API
 # fault); var/chaos/report.md has each checker table. CHAOS_ARGS="--scenario 2" runs one.
 chaos: setup
-	$(BIN)/python -m eva00.chaos --scale full $(CHAOS_ARGS)
+	$(BIN)/python -m eva00.proof.chaos --scale full $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,3 +1,3 @@
-from eva00.cli import main
+from eva00.cli.main import main
 
 raise SystemExit(main())

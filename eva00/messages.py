@@ -199,3 +199,17 @@ class IngestEvent(Message):
     project_id: int | None
     payload_hash: str = ""
     sha256: str = ""
+
+
+# Messages of the file stages: a stored file announced to the thumbnailer and the text extractor.
+# They carry a hash and a content type, never bytes or paths (the path follows from the hash).
+
+
+@message("stored_file", version=1)
+@dataclasses.dataclass(frozen=True)
+class StoredFileJob(Message):
+    """A file now in content-addressed storage, for a stage that derives something from it."""
+
+    sha256: str
+    content_type: str
+    size_bytes: int

@@ -4,9 +4,10 @@ Reads only; SIGTERM closes the socket and exits 0."""
 import threading
 
 from eva00.config import load_or_exit
-from eva00.dashboard.app import DashboardApp, make_dashboard_server, serve
-from eva00.runtime import connect, on_terminate, setup_logging
-from eva00.status import StatusReader, supervisor_lister
+from eva00.ops.dashboard.app import DashboardApp, make_dashboard_server, serve
+from eva00.ops.status import StatusReader, supervisor_lister
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect, on_terminate
 
 settings = load_or_exit()
 setup_logging("dashboard", settings)

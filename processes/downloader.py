@@ -2,9 +2,10 @@
 EVA00_DOWNLOAD_CONCURRENCY transfers across every downloader process)."""
 
 from eva00.config import load_or_exit
-from eva00.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, Housekeeping, build_downloader
-from eva00.runtime import connect, on_terminate, setup_logging
-from eva00.stage import Stage
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect, on_terminate
+from eva00.runtime.stage import Stage
+from eva00.stages.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, Housekeeping, build_downloader
 
 settings = load_or_exit()
 setup_logging("downloader", settings)

@@ -2,10 +2,11 @@
 
 from eva00 import keys
 from eva00.config import load_or_exit
-from eva00.fetcher import Fetcher
 from eva00.procore import build_client
-from eva00.runtime import connect, setup_logging
-from eva00.stage import Stage
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect
+from eva00.runtime.stage import Stage
+from eva00.stages.fetcher import Fetcher
 
 settings = load_or_exit()
 setup_logging("fetcher", settings)

@@ -1,12 +1,13 @@
-"""supervisord program: the OAuth keepalive (eva00/procore/keepalive.py). Renews the grant every
+"""supervisord program: the OAuth keepalive (eva00/stages/keepalive.py). Renews the grant every
 EVA00_KEEPALIVE_INTERVAL_S regardless of sync activity and ahead of expiry; SIGTERM exits 0."""
 
 import threading
 
 from eva00.config import load_or_exit
 from eva00.procore import build_authenticator
-from eva00.procore.keepalive import Keepalive
-from eva00.runtime import connect, on_terminate, setup_logging
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect, on_terminate
+from eva00.stages.keepalive import Keepalive
 
 settings = load_or_exit()
 setup_logging("keepalive", settings)

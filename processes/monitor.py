@@ -1,14 +1,15 @@
-"""supervisord program: the monitor (eva00/monitor.py): evaluates the alert conditions every
+"""supervisord program: the monitor (eva00/stages/monitor.py): evaluates the alert conditions every
 interval, resolves cleared ones and delivers owed notifications. SIGTERM exits 0."""
 
 import os
 import threading
 
 from eva00.config import load_or_exit
-from eva00.monitor import Monitor
-from eva00.notify import Notifier, NotifyConfig, build_sinks
-from eva00.runtime import connect, on_terminate, setup_logging
-from eva00.status import supervisor_lister
+from eva00.ops.notify import Notifier, NotifyConfig, build_sinks
+from eva00.ops.status import supervisor_lister
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect, on_terminate
+from eva00.stages.monitor import Monitor
 
 settings = load_or_exit()
 setup_logging("monitor", settings)

@@ -1,8 +1,9 @@
 """supervisord program: the scheduler (enqueues poll jobs at each entity type's interval)."""
 
 from eva00.config import load_or_exit
-from eva00.runtime import connect, on_terminate, setup_logging
-from eva00.scheduler import Scheduler
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect, on_terminate
+from eva00.stages.scheduler import Scheduler
 
 settings = load_or_exit()
 setup_logging("scheduler", settings)

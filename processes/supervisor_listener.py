@@ -1,13 +1,13 @@
 """supervisord eventlistener: PROCESS_STATE_FATAL opens a critical alert, RUNNING resolves it
-(eva00/supervisor_events.py). stdout is the protocol channel: logs go to stderr only."""
+(eva00/stages/supervisor_listener.py). stdout is the protocol channel: logs go to stderr only."""
 
 import sys
 
 import psycopg
 
 from eva00.config import load_or_exit
-from eva00.runtime import setup_logging
-from eva00.supervisor_events import listen
+from eva00.runtime.logging import setup_logging
+from eva00.stages.supervisor_listener import listen
 
 settings = load_or_exit()
 setup_logging("supervisor-listener", settings)

@@ -2,10 +2,11 @@
 
 from eva00 import keys
 from eva00.config import load_or_exit
-from eva00.filestore import FileStore
-from eva00.runtime import connect, setup_logging
-from eva00.stage import Stage
-from eva00.textextract import TextExtractor
+from eva00.replica.filestore import FileStore
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import connect
+from eva00.runtime.stage import Stage
+from eva00.stages.text_extractor import TextExtractor
 
 settings = load_or_exit()
 setup_logging("text_extractor", settings)

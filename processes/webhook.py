@@ -3,7 +3,8 @@ behind a Cloudflare Tunnel (docs/cloudflare-tunnel.md). See eva00/webhooks/intak
 answered delivery guarantees."""
 
 from eva00.config import load_or_exit
-from eva00.runtime import on_terminate, setup_logging
+from eva00.runtime.logging import setup_logging
+from eva00.runtime.process import on_terminate
 from eva00.webhooks.server import build_listener
 
 settings = load_or_exit()

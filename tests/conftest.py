@@ -16,9 +16,9 @@ import psycopg
 import pytest
 import redis
 
-from eva00 import db
 from eva00.config import Settings
-from eva00.localstack import ChildServer, temporary_stack
+from eva00.ops.localstack import ChildServer, temporary_stack
+from eva00.runtime import db
 
 pytest_plugins = ["tests.integration.sim_fixtures"]
 

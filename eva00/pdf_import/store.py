@@ -25,8 +25,7 @@ import psycopg
 from psycopg import sql
 
 from eva00 import replica
-from eva00.files_fields import file_refs
-from eva00.kinds import table_for
+from eva00.kinds import file_refs, table_for
 from eva00.messages import FileJob
 from eva00.pdf_import import ids, merge
 from eva00.pdf_import.links import LinkStatus, LinkVerdict

@@ -17,9 +17,9 @@ from eva00.config import Settings
 from eva00.procore.auth import Authenticator
 from eva00.procore.circuit import CircuitBreaker, PgAlerts
 from eva00.procore.http import ProcoreClient
+from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys
 from eva00.procore.limiter import BudgetClass, LimiterConfig, RateLimiter
 from eva00.procore.metrics import Metrics
-from eva00.procore.redis_keys import DEFAULT_KEYS, ProcoreKeys
 
 __all__ = ["BudgetClass", "ProcoreClient", "build_authenticator", "build_client"]
 

@@ -24,10 +24,10 @@ import orjson
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00 import alerts
 from eva00.config import Settings
+from eva00.ops import alerts
 from eva00.procore.errors import AuthHalted, AuthRejected, AuthUnavailable
-from eva00.procore.redis_keys import DEFAULT_KEYS, ProcoreKeys, as_text
+from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.procore.tokens import (
     CLIENT_CREDENTIALS,
     StoredTokens,

@@ -3,7 +3,7 @@
 An entry says how to list the kind (path template, version, scope, fixed query, envelope, paging
 and its largest page), whether the list takes ``filters[updated_at]`` or only a date window,
 where the show endpoint is and whether it adds content, how deletions become visible, and which
-fields hold file URLs (eva00/files_fields.py). Fetchers read this table and nothing else, so a
+fields hold file URLs (eva00/kinds.py). Fetchers read this table and nothing else, so a
 path Procore changes is changed here once.
 
 Templates use ``{company_id}``, ``{project_id}``, ``{parent_id}`` and (show paths) ``{id}``.
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 
-from eva00.files_fields import TOP_LEVEL
-from eva00.kinds import KIND_TABLE
+from eva00.kinds import KIND_TABLE, TOP_LEVEL
 
 
 class Scope(str, Enum):

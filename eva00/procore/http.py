@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from eva00.backoff import capped_backoff_s
 from eva00.config import Settings
 from eva00.procore.auth import AccessToken, Authenticator
 from eva00.procore.circuit import CircuitBreaker
@@ -43,6 +42,7 @@ from eva00.procore.errors import (
 )
 from eva00.procore.limiter import BudgetClass, Grant, LimiterTimeout, RateLimiter
 from eva00.procore.metrics import Metrics, endpoint_label
+from eva00.runtime.backoff import capped_backoff_s
 
 log = logging.getLogger(__name__)
 

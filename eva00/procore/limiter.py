@@ -30,7 +30,7 @@ import redis
 from eva00.config import Settings
 from eva00.messages import BudgetClass
 from eva00.procore import limiter_lua
-from eva00.procore.redis_keys import DEFAULT_KEYS, ProcoreKeys
+from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys
 
 CLASSES = (BudgetClass.SCHEDULED, BudgetClass.WEBHOOK, BudgetClass.ON_DEMAND)
 PRIORITY = {BudgetClass.SCHEDULED: 0, BudgetClass.WEBHOOK: 1, BudgetClass.ON_DEMAND: 1}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from eva00.procore.redis_keys import DEFAULT_KEYS, ProcoreKeys, as_text
+from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 
 log = logging.getLogger(__name__)
 

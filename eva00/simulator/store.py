@@ -191,7 +191,7 @@ class Store:
 
 
 def file_links(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(url_field, url) of every file link in an object, named like eva00.files_fields does:
+    """(url_field, url) of every file link in an object, named like eva00.kinds does:
     ``pdf_url``, ``attachments[id=7].url``, ``questions[id=3].answers[id=9].attachments[id=4].url``."""
     if isinstance(node, dict):
         for key, value in node.items():

@@ -30,8 +30,8 @@ from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from eva00 import db
 from eva00.config import Settings
+from eva00.runtime import db
 from eva00.webhooks import events
 from eva00.webhooks.auth import SIGNATURE_ENVIRON, Authenticator, SecretFile
 from eva00.webhooks.intake import Intake, Outcome, Unavailable

@@ -12,8 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from eva00.chaos.scenarios import SCENARIOS, Outcome, run_scenario
-from eva00.chaos.stack import SCALES
+from eva00.proof.chaos.scenarios import SCENARIOS, Outcome, run_scenario
+from eva00.proof.chaos.stack import SCALES
 
 pytestmark = pytest.mark.process
 

@@ -14,7 +14,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
-from eva00.pipeline_local import LocalPipeline, settings_for_simulator
+from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.simulator.testing import SimHandle, running_simulator
 
 SMALL = {"projects": 3, "items": 200, "rate_limit": "off", "file_size_bytes": 4096}

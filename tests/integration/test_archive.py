@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from eva00.archive import ArchiveBusy, Archiver, main
 from eva00.config import Settings
+from eva00.ops.archive import ArchiveBusy, Archiver, main
 
 NOW = datetime(2030, 6, 15, tzinfo=UTC)
 STEPS = ("planned", "appending", "half-written", "appended")
@@ -114,7 +114,7 @@ def test_a_killed_archiver_process_is_completed_by_the_next_run(settings: Settin
         import os, signal
         from datetime import datetime, UTC
         import psycopg
-        from eva00.archive import Archiver
+        from eva00.ops.archive import Archiver
         from eva00.config import Settings
         settings = Settings.from_env({{"DATABASE_URL": {settings.database_url!r},
                                       "REDIS_URL": {settings.redis_url!r},

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from eva00 import keys
-from eva00.bus import Bus, Delivery, safe_trim_id, trim
 from eva00.messages import Message, decode, message
+from eva00.runtime.bus import Bus, Delivery, safe_trim_id, trim
 
 IN, OUT, GROUP = "test:bus:in", "test:bus:out", "workers"
 
@@ -257,7 +257,7 @@ def test_a_stream_without_a_group_or_without_a_key_is_never_trimmed(redis_client
 
 def test_an_outbound_feed_nobody_reads_yet_is_capped_and_once_read_loses_only_acknowledged_entries(
         redis_client: redis.Redis) -> None:
-    from eva00.bus import cap_unconsumed
+    from eva00.runtime.bus import cap_unconsumed
 
     ids = _add(redis_client, *range(300))
     assert cap_unconsumed(redis_client, IN, maxlen=100) > 0

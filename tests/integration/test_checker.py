@@ -24,15 +24,15 @@ import requests
 from psycopg_pool import ConnectionPool
 
 from eva00 import keys
-from eva00.checker import FIGURES, CheckReport, SimulatorView, check, simulator_at
 from eva00.config import Settings
-from eva00.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, build_downloader
-from eva00.filestore import FileStore
-from eva00.pipeline_local import LocalPipeline, settings_for_simulator
+from eva00.proof.checker.run import FIGURES, CheckReport, SimulatorView, check, simulator_at
+from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
+from eva00.replica.filestore import FileStore
+from eva00.runtime.stage import Stage
 from eva00.simulator.testing import SimHandle, running_simulator
-from eva00.stage import Stage
-from eva00.textextract import TextExtractor
-from eva00.thumbnails import Thumbnailer
+from eva00.stages.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, build_downloader
+from eva00.stages.text_extractor import TextExtractor
+from eva00.stages.thumbnailer import Thumbnailer
 from tests.conftest import Stack
 
 WORLD = {"projects": 2, "items": 120, "rate_limit": "off", "file_size_bytes": 4096}
@@ -156,7 +156,7 @@ def test_the_checker_reaches_a_simulator_it_did_not_start_through_its_url(replic
 
 def test_eva00_check_exits_0_on_a_pass_and_1_with_the_failing_figure_in_its_json(
         replica: Replica, capsys: pytest.CaptureFixture[str]) -> None:
-    from eva00.check_cli import main
+    from eva00.cli.check import main
 
     assert main(["--sim-url", replica.sim.api_base], settings=replica.settings) == 0
     assert "PASS" in capsys.readouterr().out

@@ -15,12 +15,14 @@ import redis
 import requests
 from psycopg_pool import ConnectionPool
 
-from eva00 import alerts, db, keys
+from eva00 import keys
 from eva00.config import Settings
-from eva00.dashboard.app import DashboardApp, make_dashboard_server, serve
+from eva00.ops import alerts
+from eva00.ops.dashboard.app import DashboardApp, make_dashboard_server, serve
+from eva00.ops.status import StatusReader
+from eva00.procore.keys import DEFAULT_KEYS
 from eva00.procore.metrics import Metrics
-from eva00.procore.redis_keys import DEFAULT_KEYS
-from eva00.status import StatusReader
+from eva00.runtime import db
 
 
 def seed_stack(database_url: str, client: redis.Redis) -> None:
@@ -147,7 +149,7 @@ def test_a_redis_outage_shows_in_the_status_instead_of_failing_it(
 
 def test_eva00_status_json_prints_the_snapshot_and_fails_on_stale_kinds(
         settings: Settings, redis_client: redis.Redis, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    from eva00.status import main
+    from eva00.ops.status import main
 
     seed_stack(settings.effective_database_url, redis_client)
     assert main(["--json"], settings=settings) == 1  # the project kind is stale, an alert is critical

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from eva00 import keys
-from eva00.differ import Differ
 from eva00.messages import FileJob, IngestEvent, PageMessage, PollMode
+from eva00.stages.differ import Differ
 
 T0 = "2026-11-01T10:00:00Z"
 T1 = "2026-11-01T10:05:00Z"

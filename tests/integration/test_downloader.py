@@ -19,7 +19,13 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.downloader import (
+from eva00.messages import FileJob, decode
+from eva00.procore import build_client
+from eva00.proof.pipeline_local import settings_for_simulator
+from eva00.replica.filestore import FileStore
+from eva00.runtime.stage import Stage
+from eva00.simulator.testing import SimHandle, running_simulator
+from eva00.stages.downloader import (
     DOWNLOAD_INPUTS,
     ROUTE_INPUTS,
     STREAM_FILES_BY_PRIORITY,
@@ -31,12 +37,6 @@ from eva00.downloader import (
     priority_stream,
     requeue_pending,
 )
-from eva00.filestore import FileStore
-from eva00.messages import FileJob, decode
-from eva00.pipeline_local import settings_for_simulator
-from eva00.procore import build_client
-from eva00.simulator.testing import SimHandle, running_simulator
-from eva00.stage import Stage
 
 SIZE_BYTES = 600_000
 

@@ -12,7 +12,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
-from eva00.pipeline_local import LocalPipeline
+from eva00.proof.pipeline_local import LocalPipeline
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_downloader import make_rig
 

@@ -7,8 +7,8 @@ import time
 import pytest
 import redis
 
-from eva00.downloader import DownloadSlots
 from eva00.errors import Retryable
+from eva00.stages.downloader import DownloadSlots
 
 
 def test_no_more_than_the_limit_hold_a_slot_and_a_released_slot_is_reused(redis_client: redis.Redis) -> None:

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 import redis
 
-from eva00.fullsync import FullSync, Run
-from eva00.fullsync_status import run_status
-from eva00.pipeline_local import LocalPipeline
+from eva00.fullsync.run import FullSync, Run
+from eva00.fullsync.status import run_status
+from eva00.proof.pipeline_local import LocalPipeline
 from eva00.simulator.testing import SimHandle
 
 ALL_PHASES = [1, 2, 3, 4]
@@ -56,7 +56,7 @@ def harness(redis_client: redis.Redis,
 
 
 def _differences(sim: SimHandle, database_url: str) -> dict[str, list[Any]]:
-    from eva00.bench.full_sync import live_hashes
+    from eva00.proof.bench.full_sync import live_hashes
 
     truth, replica = live_hashes(sim, database_url)
     return {"missing": sorted(set(truth) - set(replica))[:10],
@@ -143,7 +143,7 @@ def test_a_burst_of_wrong_totals_outlasting_the_fetchers_re_runs_is_waited_out_a
         sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
     import time
 
-    from eva00.fullsync import _INCOMPLETE_LISTINGS
+    from eva00.fullsync.run import _INCOMPLETE_LISTINGS
 
     h = harness(sim)
     run = h.run(h.sync.start(None, ALL_PHASES), until_phase=2)
@@ -174,7 +174,7 @@ def test_a_run_nobody_watches_is_carried_to_the_end_by_the_scheduler_even_after_
         redis_client: redis.Redis) -> None:
     import dataclasses
 
-    from eva00.scheduler import HEAL_EVERY_STEPS, Scheduler
+    from eva00.stages.scheduler import HEAL_EVERY_STEPS, Scheduler
 
     h = harness(sim)
     run = h.sync.start(None, ALL_PHASES)  # `eva00 full-sync` without --wait: nobody steps it

@@ -7,10 +7,10 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from eva00 import db
 from eva00.config import Settings
-from eva00.dashboard.app import DashboardApp
-from eva00.status import StatusReader
+from eva00.ops.dashboard.app import DashboardApp
+from eva00.ops.status import StatusReader
+from eva00.runtime import db
 from tests.integration.test_dashboard import base_url, pool, seed_stack  # noqa: F401 - fixtures
 
 

@@ -11,11 +11,13 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00 import alerts, db, keys
+from eva00 import keys
 from eva00.config import Settings
-from eva00.monitor import Monitor
-from eva00.procore.redis_keys import DEFAULT_KEYS
-from eva00.supervisor_events import FATAL, RUNNING, handle_event
+from eva00.ops import alerts
+from eva00.procore.keys import DEFAULT_KEYS
+from eva00.runtime import db
+from eva00.stages.monitor import Monitor
+from eva00.stages.supervisor_listener import FATAL, RUNNING, handle_event
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from psycopg_pool import ConnectionPool
 
-from eva00 import alerts, db
 from eva00.config import Settings
-from eva00.notify import (
+from eva00.ops import alerts
+from eva00.ops.notify import (
     EmailSink,
     LogSink,
     Notice,
@@ -25,6 +25,7 @@ from eva00.notify import (
     WebhookSink,
     build_sinks,
 )
+from eva00.runtime import db
 
 
 @pytest.fixture

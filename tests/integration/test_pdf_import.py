@@ -14,11 +14,11 @@ import pytest
 
 from eva00 import replica
 from eva00.config import Settings
-from eva00.differ import Differ
 from eva00.messages import PageMessage, PollMode
 from eva00.pdf_import import cli, store
 from eva00.pdf_import.ids import assign_ids
 from eva00.pdf_import.merge import adopt_imported
+from eva00.stages.differ import Differ
 from tests import pdf_fixtures as fx
 
 PROJECT = 1001

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from eva00.kinds import FAMILY_KINDS
-from eva00.pipeline_local import LocalPipeline as Pipeline
+from eva00.proof.pipeline_local import LocalPipeline as Pipeline
 from eva00.simulator.testing import SimHandle
 
 
@@ -96,7 +96,7 @@ def test_a_forbidden_project_fails_alone_and_deletes_nothing(
 def test_an_on_demand_refresh_of_one_rfi_fetches_only_that_rfi(
         sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str,
         redis_client: redis.Redis) -> None:
-    from eva00.ondemand import build_jobs, enqueue
+    from eva00.cli.sync import build_jobs, enqueue
 
     pipeline = make_pipeline(sim)
     pipeline.sync_everything()

@@ -13,11 +13,11 @@ import redis
 import requests
 from psycopg_pool import ConnectionPool
 
+from eva00.cli.auth import describe, login
 from eva00.config import Settings
-from eva00.localstack import free_port
+from eva00.ops.localstack import free_port
 from eva00.procore import build_authenticator, build_client
 from eva00.procore.auth import ALERT_REAUTHORIZE, Authenticator
-from eva00.procore.cli_auth import describe, login
 from eva00.procore.errors import AuthHalted
 from eva00.procore.tokens import OOB_REDIRECT_URI, TokenEndpoint
 from eva00.simulator.testing import SimHandle
@@ -203,7 +203,7 @@ def test_auth_status_shows_mode_expiry_and_last_refresh_but_no_secret(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool,
         sim_factory: Callable[..., SimHandle], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from eva00.procore.cli_auth import main
+    from eva00.cli.auth import main
 
     sim = sim_factory(auto_approve=True)
     config = sim_settings(settings, sim, procore_auth_mode="authorization_code")

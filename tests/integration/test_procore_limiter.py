@@ -8,8 +8,8 @@ import time
 
 import redis
 
+from eva00.procore.keys import ProcoreKeys
 from eva00.procore.limiter import BudgetClass, LimiterConfig, LimiterTimeout, RateLimiter
-from eva00.procore.redis_keys import ProcoreKeys
 
 SCHED, HOOK = BudgetClass.SCHEDULED, BudgetClass.WEBHOOK
 

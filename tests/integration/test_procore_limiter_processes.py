@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import redis
 
-from eva00.bench.procore_limiter import run_workers
 from eva00.config import Settings
 from eva00.procore.limiter import BudgetClass, LimiterConfig
+from eva00.proof.bench.procore_limiter import run_workers
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_procore_auth import sim_settings
 

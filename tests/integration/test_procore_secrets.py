@@ -18,7 +18,7 @@ from eva00.procore import build_client
 from eva00.procore.errors import AuthHalted, ProcoreRequestFailed
 from eva00.procore.files import FileDownloader
 from eva00.procore.tokens import TokenEndpoint
-from eva00.runtime import RedactingFilter
+from eva00.runtime.logging import RedactingFilter
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_procore_auth import logged_in, sim_settings
 

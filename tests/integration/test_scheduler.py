@@ -15,7 +15,7 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.kinds import FAMILY_KINDS
 from eva00.messages import PollJob, PollMode, decode
-from eva00.scheduler import Scheduler
+from eva00.stages.scheduler import Scheduler
 
 
 def _add_project(database_url: str, procore_id: int, deleted: bool = False) -> None:
@@ -128,7 +128,7 @@ def test_housekeeping_archives_old_sync_log_rows_and_prunes_finished_reconciliat
 
 def test_a_running_full_sync_holds_everyday_polls_of_what_it_has_not_settled_yet(
         settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
-    from eva00.fullsync import FullSync
+    from eva00.fullsync.run import FullSync
 
     _add_project(database_url, 11)
     _add_project(database_url, 12)

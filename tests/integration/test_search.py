@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from eva00.search import format_hit, main, search
+from eva00.ops.search import format_hit, main, search
 
 SHA = "ab" * 32
 

@@ -20,11 +20,11 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from eva00 import keys
-from eva00.bus import Delivery, Outgoing
 from eva00.config import Settings
 from eva00.errors import Fatal, Poison, Retryable, Skip
 from eva00.messages import Message, decode, message
-from eva00.stage import Stage
+from eva00.runtime.bus import Delivery, Outgoing
+from eva00.runtime.stage import Stage
 from tests.conftest import Stack
 
 IN, PRIORITY, OUT = "test:stage:in", "test:stage:priority", "test:stage:out"
@@ -374,7 +374,7 @@ def test_a_deadlock_is_retried_at_once_and_logged_as_a_conflict_not_an_outage(
     waits: list[float] = []
     stage = make_stage(Recorder({"a": deadlock_once}), sleep=waits.append)
     add(redis_client, "a")
-    with caplog.at_level("INFO", logger="eva00.stage"):
+    with caplog.at_level("INFO", logger="eva00.runtime.stage"):
         assert stage.step() == 1
     assert db.effects() == ["a"] and pending(redis_client) == {} and downstream(redis_client) == ["a"]
     assert len(waits) == 1

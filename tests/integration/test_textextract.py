@@ -10,9 +10,9 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.filestore import FileStore
-from eva00.stage import Stage
-from eva00.textextract import TextExtractor
+from eva00.replica.filestore import FileStore
+from eva00.runtime.stage import Stage
+from eva00.stages.text_extractor import TextExtractor
 from tests.integration.test_thumbnails import drain, pdf_bytes, put
 
 

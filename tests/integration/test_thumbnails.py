@@ -15,10 +15,10 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.file_messages import StoredFileJob
-from eva00.filestore import FileStore
-from eva00.stage import Stage
-from eva00.thumbnails import Thumbnailer
+from eva00.messages import StoredFileJob
+from eva00.replica.filestore import FileStore
+from eva00.runtime.stage import Stage
+from eva00.stages.thumbnailer import Thumbnailer
 
 INPUTS = [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)]
 
@@ -83,7 +83,7 @@ def test_pdfs_and_photos_get_stored_png_thumbnails_and_corrupt_ones_are_quaranti
     corrupt_jpeg = put(store, pool, redis_client, stream, b"\xff\xd8\xff\xe0" + b"not a jpeg" * 30,
                        "image/jpeg")
     good_png = put(store, pool, redis_client, stream, png_bytes(1200, 300), "image/png")
-    with caplog.at_level(logging.WARNING, logger="eva00.thumbnails"):
+    with caplog.at_level(logging.WARNING, logger="eva00.stages.thumbnailer"):
         drain(stage)
     assert stage.stats.dead_lettered == 0 and stage.stats.failed == 0
     with pool.connection() as conn:

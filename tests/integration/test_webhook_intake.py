@@ -17,8 +17,8 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys, replica
 from eva00.config import SIM_COMPANY_ID, Settings
-from eva00.localstack import free_port
 from eva00.messages import PollJob, decode
+from eva00.ops.localstack import free_port
 from eva00.replica import FetchedRecord
 from eva00.webhooks.events import parse
 from eva00.webhooks.intake import Intake, Unavailable, debounce_key

@@ -529,7 +529,7 @@ def test_the_listener_process_serves_and_stops_on_sigterm(
     import sys
 
     from eva00.config import ROOT_DIR
-    from eva00.localstack import free_port, wait_for_port
+    from eva00.ops.localstack import free_port, wait_for_port
 
     port = free_port()
     env = {**os.environ, "EVA00_WEBHOOK_PORT": str(port), "EVA00_WEBHOOK_SECRETS": "proc-secret"}

@@ -1,6 +1,6 @@
 """A small real stage program for the process tests (tests/process/test_stage_process.py).
 
-It runs eva00.stage.Stage over one test stream: each message inserts one effect row keyed on the
+It runs eva00.runtime.stage.Stage over one test stream: each message inserts one effect row keyed on the
 message's item id (idempotent: ON CONFLICT DO NOTHING), logs one row per committed handling
 (not idempotent, on purpose: it counts commits) and forwards the item to a downstream stream.
 
@@ -29,10 +29,10 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00.bus import Delivery, Outgoing
 from eva00.config import Settings
 from eva00.messages import Message, message
-from eva00.stage import Stage
+from eva00.runtime.bus import Delivery, Outgoing
+from eva00.runtime.stage import Stage
 
 
 @message("test.process.item")

@@ -17,11 +17,10 @@ import pytest
 import redis
 
 from eva00 import keys
-from eva00.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS
-from eva00.file_messages import StoredFileJob
-from eva00.filestore import FileStore
-from eva00.messages import FileJob
+from eva00.messages import FileJob, StoredFileJob
+from eva00.replica.filestore import FileStore
 from eva00.simulator.testing import SimHandle
+from eva00.stages.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS
 
 pytestmark = pytest.mark.process
 

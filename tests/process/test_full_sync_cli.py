@@ -17,8 +17,8 @@ import orjson
 import psycopg
 import pytest
 
-from eva00.bench.full_sync import completeness, stage_env, stage_processes
-from eva00.localstack import free_port
+from eva00.ops.localstack import free_port
+from eva00.proof.bench.full_sync import completeness, stage_env, stage_processes
 from eva00.simulator.testing import SimHandle
 
 pytestmark = pytest.mark.process

@@ -15,9 +15,9 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00.bench.full_sync import completeness, stage_env, stage_processes, start_stage
 from eva00.config import Settings
-from eva00.fullsync import FullSync, Run
+from eva00.fullsync.run import FullSync, Run
+from eva00.proof.bench.full_sync import completeness, stage_env, stage_processes, start_stage
 from eva00.simulator.testing import SimHandle
 
 PHASE_TIMEOUT_S = 60.0

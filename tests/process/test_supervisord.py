@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from eva00 import supervision
 from eva00.config import Settings
-from eva00.localstack import free_port
+from eva00.ops import supervision
+from eva00.ops.localstack import free_port
 
 pytestmark = pytest.mark.process
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from eva00.backoff import capped_backoff_s
+from eva00.runtime.backoff import capped_backoff_s
 
 
 def test_the_ceiling_doubles_from_the_base_until_the_cap() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eva00.bench.report import Figure, meets, ratio_to_goal, run_all, write
+from eva00.proof.bench.report import Figure, meets, ratio_to_goal, run_all, write
 
 
 @pytest.mark.parametrize(("value", "goal", "met"), [
@@ -50,7 +50,7 @@ def test_each_benchmark_starts_in_an_empty_work_directory_even_after_an_earlier_
         (work / "stack").mkdir()  # what a benchmark's database leaves behind
         return [{"name": "probe", "value": 1, "unit": "x", "goal": "== 1", "met": True}]
 
-    monkeypatch.setitem(sys.modules, "eva00.bench._probe", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(sys.modules, "eva00.proof.bench._probe", types.SimpleNamespace(run=run))
     run_all(tmp_path, ["_probe"])
     run_all(tmp_path, ["_probe"])
     assert seen == [[], []]

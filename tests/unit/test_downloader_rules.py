@@ -8,7 +8,7 @@ import pytest
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.downloader import (
+from eva00.stages.downloader import (
     DOWNLOAD_INPUTS,
     STREAM_FILES_BY_PRIORITY,
     plain_http_hosts_for,
@@ -52,7 +52,7 @@ def test_hashing_on_a_thread_of_its_own_gives_the_digest_of_the_chunks_in_order(
     import hashlib
     import os
 
-    from eva00.file_transfer import _BackgroundHash
+    from eva00.procore.transfer import _BackgroundHash
 
     chunks = [os.urandom(size) for size in (1, 70_000, 0, 1 << 20, 3) * 5]
     digest = hashlib.sha256()
@@ -66,7 +66,7 @@ def test_an_interrupted_transfer_leaves_no_hashing_thread_behind() -> None:
     import hashlib
     import threading
 
-    from eva00.file_transfer import _BackgroundHash
+    from eva00.procore.transfer import _BackgroundHash
 
     with pytest.raises(ConnectionError), _BackgroundHash(hashlib.sha256()) as hashing:
         hashing.update(b"x" * 100_000)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eva00.filestore import DiskLow, FileStore, hash_file
+from eva00.replica.filestore import DiskLow, FileStore, hash_file
 
 
 def _write_temp(store: FileStore, data: bytes) -> Path:

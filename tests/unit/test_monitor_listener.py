@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from eva00.supervisor_events import fatal_finding, listen, parse_tokens
+from eva00.stages.supervisor_listener import fatal_finding, listen, parse_tokens
 
 
 def event(name: str, payload: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from eva00.cli.sync import build_jobs, kinds_for
 from eva00.messages import PollMode
-from eva00.ondemand import build_jobs, kinds_for
 
 
 def test_a_family_name_expands_to_its_kinds() -> None:

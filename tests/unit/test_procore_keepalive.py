@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from eva00.procore.auth import AccessToken
 from eva00.procore.errors import AuthHalted, AuthUnavailable
-from eva00.procore.keepalive import Keepalive
 from eva00.procore.tokens import StoredTokens
+from eva00.stages.keepalive import Keepalive
 
 NOW = 1_000_000.0
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from rich.console import Console
 
-from eva00.dashboard.metrics import cumulative
-from eva00.status import Freshness, LimiterView, Snapshot, freshness_level, render
+from eva00.ops.dashboard.metrics import cumulative
+from eva00.ops.status import Freshness, LimiterView, Snapshot, freshness_level, render
 
 
 @pytest.mark.parametrize("age_s, level", [

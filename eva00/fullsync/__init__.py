@@ -1,0 +1,8 @@
+"""The initial full sync: the seed's four phases run through the everyday streams and stages.
+
+``run`` plans and carries a run (phases, reopening, lost jobs), ``ledger`` is its durable job ledger
+in PostgreSQL (every job recorded before it reaches a stream), ``status`` its progress as plain data
+and ``progress`` its rendering on a terminal.
+
+Imports the base modules, runtime and replica; never a stage, ops, proof or the simulator.
+"""

@@ -1,0 +1,89 @@
+"""The dashboard's WSGI application and its server, bound to 127.0.0.1 only.
+
+Three routes: `/` and `/static/*` (the page, its JavaScript and CSS, all shipped in the package so
+it works without internet), `/api/status` (the status snapshot as JSON) and `/metrics` (Prometheus
+text). Reads only; a failing source shows up inside the answer, never as a crashed server.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from eva00.ops.dashboard.metrics import make_registry
+from eva00.ops.status import StatusReader
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Never anything else: the dashboard has no authentication, so it is reachable from this host only.
+BIND_HOST = "127.0.0.1"
+
+StartResponse = Callable[..., Any]
+
+
+class DashboardApp:
+    def __init__(self, reader: StatusReader, static_dir: Path = STATIC_DIR) -> None:
+        self.reader = reader
+        self.static_dir = static_dir
+        self.registry = make_registry(reader)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _reply(start_response, "405 Method Not Allowed", b"GET only\n", "text/plain")
+        if path == "/api/status":
+            return _reply(start_response, "200 OK", self.reader.snapshot().to_json(), "application/json")
+        if path == "/metrics":
+            return _reply(start_response, "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        if path in ("/", "/index.html"):
+            return self._static(start_response, "index.html")
+        if path.startswith("/static/"):
+            return self._static(start_response, path.removeprefix("/static/"))
+        return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+
+    def _static(self, start_response: StartResponse, name: str) -> Iterable[bytes]:
+        target = (self.static_dir / name).resolve()
+        if not target.is_relative_to(self.static_dir) or not target.is_file():
+            return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return _reply(start_response, "200 OK", target.read_bytes(), content_type)
+
+
+def _reply(start_response: StartResponse, status: str, body: bytes, content_type: str) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
+    return [body]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    # One slow scrape must not hold the page; threads end with the process.
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def make_dashboard_server(app: DashboardApp, port: int) -> WSGIServer:
+    """A threaded server on 127.0.0.1:port (port 0: any free port, see server.server_port)."""
+    return make_server(BIND_HOST, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+
+
+def serve(server: WSGIServer, stop: threading.Event) -> None:
+    """Serve until ``stop`` is set (SIGTERM), then close the socket."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True)
+    thread.start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()

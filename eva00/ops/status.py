@@ -1,0 +1,379 @@
+"""The operator's status model: one snapshot of freshness, limiter, streams, files, alerts and disk,
+shared by the dashboard (/api/status), `eva00 status` (rich tables) and `eva00 status --json`.
+
+Reading only: a snapshot never writes, and each section degrades to an `error` text when its source
+(Redis, PostgreSQL, supervisord) is unreachable, so the page still shows what it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import redis
+from psycopg_pool import ConnectionPool
+
+from eva00.config import Settings
+from eva00.kinds import family_of
+from eva00.ops.streams_report import backlog_rows
+from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
+from eva00.procore.limiter import CLASSES
+from eva00.procore.metrics import Metrics
+
+# How many poll intervals may pass before a kind is late (warning) or stale (critical).
+LATE_INTERVALS = 2.0
+STALE_INTERVALS = 5.0
+US_PER_S = 1_000_000
+
+
+def freshness_level(age_s: float | None, interval_s: float) -> str:
+    """ok | late (>= 2 intervals) | stale (>= 5 intervals) | never (no complete poll yet)."""
+    if age_s is None:
+        return "never"
+    if age_s >= STALE_INTERVALS * interval_s:
+        return "stale"
+    if age_s >= LATE_INTERVALS * interval_s:
+        return "late"
+    return "ok"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    kind: str
+    family: str
+    project_id: int | None
+    last_success_at: datetime | None
+    interval_s: int
+    age_s: float | None
+    level: str
+
+    @property
+    def intervals_ago(self) -> float | None:
+        return None if self.age_s is None else self.age_s / self.interval_s
+
+
+@dataclass(frozen=True)
+class LimiterView:
+    bucket_tokens: float | None
+    burst: int
+    window_used: int
+    window_max: int
+    requests_last_min: dict[str, int]
+    paused_for_s: float
+    pause_reason: str | None
+    circuit: str
+    server: dict[str, str]
+    oauth_halted: str | None
+
+
+@dataclass
+class Snapshot:
+    at: datetime
+    freshness: list[Freshness] = field(default_factory=list)
+    errors_24h: dict[str, int] = field(default_factory=dict)
+    limiter: LimiterView | None = None
+    procore_calls: list[dict[str, Any]] = field(default_factory=list)
+    pending: dict[str, int] = field(default_factory=dict)
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    downloads: dict[str, dict[str, int]] = field(default_factory=dict)
+    full_sync: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: dict[str, Any] = field(default_factory=dict)
+    disk: dict[str, Any] = field(default_factory=dict)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["freshness"] = [{**dataclasses.asdict(f), "intervals_ago": f.intervals_ago}
+                             for f in self.freshness]
+        return data
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+
+
+# --- PostgreSQL sections ---
+
+_FRESHNESS_SQL = """
+WITH done AS (
+    SELECT kind, coalesce(project_id, 0) AS p, max(finished_at) AS at FROM poll_pages
+     WHERE is_last AND complete AND finished_at IS NOT NULL GROUP BY 1, 2),
+cur AS (SELECT kind, coalesce(project_id, 0) AS p, updated_at FROM sync_cursors)
+SELECT coalesce(d.kind, c.kind), coalesce(d.p, c.p), greatest(d.at, c.updated_at)
+  FROM done d FULL JOIN cur c ON d.kind = c.kind AND d.p = c.p ORDER BY 1, 2
+"""
+
+
+def read_freshness(conn: psycopg.Connection, intervals_s: dict[str, int], now: datetime) -> list[Freshness]:
+    rows = []
+    for kind, project, last in conn.execute(_FRESHNESS_SQL):
+        try:
+            family = family_of(kind)
+        except ValueError:
+            continue  # a kind this version no longer polls
+        interval_s = intervals_s.get(family, 3600)
+        age_s = None if last is None else max(0.0, (now - last).total_seconds())
+        rows.append(Freshness(kind, family, project or None, last, interval_s, age_s,
+                              freshness_level(age_s, interval_s)))
+    return rows
+
+
+def read_errors_24h(conn: psycopg.Connection, now: datetime) -> dict[str, int]:
+    since = now - timedelta(hours=24)
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM dead_letters WHERE at >= %(s)s),"
+        " (SELECT count(*) FROM record_files WHERE status IN ('failed', 'expired')"
+        "   AND updated_at >= %(s)s),"
+        " (SELECT count(*) FROM sync_log WHERE at >= %(s)s"
+        "   AND action IN ('poll_incomplete', 'fetch_refused', 'error')),"
+        " (SELECT count(*) FROM sync_log WHERE at >= %(s)s AND action = 'conflict'),"
+        " (SELECT count(*) FROM alerts WHERE opened_at >= %(s)s AND severity <> 'info')",
+        {"s": since}).fetchone()
+    assert row is not None
+    names = ("dead_letters", "failed_downloads", "incomplete_polls", "conflicts", "alerts_opened")
+    return dict(zip(names, (int(v) for v in row), strict=True))
+
+
+def read_downloads(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    result = {s: {"count": 0, "bytes": 0} for s in ("pending", "downloaded", "failed", "expired")}
+    for status, count, size in conn.execute(
+            "SELECT rf.status, count(*), coalesce(sum(coalesce(f.size_bytes, rf.expected_size_bytes)), 0)"
+            " FROM record_files rf LEFT JOIN files f ON f.sha256 = rf.sha256 GROUP BY 1"):
+        result[status] = {"count": int(count), "bytes": int(size)}
+    return result
+
+
+def read_full_sync(conn: psycopg.Connection, hosts: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The latest full-sync runs, newest first, as `eva00 full-sync --status --json` shows them
+    (without the per-kind rows)."""
+    from eva00.fullsync.run import load_runs
+    from eva00.fullsync.status import status_of
+
+    keep = ("run_id", "status", "reason", "current_phase", "requests", "floor", "requests_over_floor",
+            "api_requests_over_floor", "items", "pages", "files", "files_done", "file_requests",
+            "file_floor", "errors", "rate_per_s", "eta_s", "elapsed_s", "started_at", "finished_at")
+    return [{name: value for name, value in status_of(conn, run, hosts=hosts).items() if name in keep}
+            for run in load_runs(conn, limit=5)]
+
+
+def read_alerts(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    cols = ("id", "alert_key", "severity", "status", "message", "opened_at", "last_seen_at",
+            "occurrences")
+    rows = conn.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE status <> 'resolved'"
+                        " ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1"
+                        " ELSE 2 END, opened_at DESC LIMIT 100").fetchall()
+    return [dict(zip(cols, row, strict=True)) for row in rows]
+
+
+def read_dead_letters(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
+    row = conn.execute("SELECT count(*), count(*) FILTER (WHERE at >= %s) FROM dead_letters",
+                       (now - timedelta(hours=24),)).fetchone()
+    assert row is not None
+    recent = [{"stream": s, "message_id": m, "error": (e or "")[:300], "at": a}
+              for s, m, e, a in conn.execute(
+                  "SELECT stream, message_id, error, at FROM dead_letters ORDER BY at DESC LIMIT 5")]
+    return {"total": int(row[0]), "last_24h": int(row[1]), "recent": recent}
+
+
+# --- Redis sections ---
+
+def read_limiter(client: redis.Redis, settings: Settings, keys: ProcoreKeys = DEFAULT_KEYS) -> LimiterView:
+    seconds, micros = client.time()
+    now_us = int(seconds) * US_PER_S + int(micros)
+    bucket = {as_text(k): as_text(v) for k, v in client.hgetall(keys.rate_bucket).items()}
+    tokens = None
+    if "tokens" in bucket:
+        elapsed_s = max(0, now_us - int(float(bucket.get("ts_us", now_us)))) / US_PER_S
+        tokens = min(float(settings.rate_burst),
+                     float(bucket["tokens"]) + elapsed_s * settings.rate_refill_per_s)
+    minute_ago = now_us - 60 * US_PER_S
+    per_class = {c.value: int(client.zcount(keys.rate_used(c.value), minute_ago, "+inf")) for c in CLASSES}
+    window_start_us = now_us - int(settings.rate_window_s * US_PER_S)
+    window_used = int(client.zcount(keys.rate_window, window_start_us, "+inf"))
+    pause_raw = client.get(keys.pause_until)
+    paused_for_s = max(0.0, (int(pause_raw) - now_us) / US_PER_S) if pause_raw else 0.0
+    reason = client.get(keys.pause_reason) if paused_for_s else None
+    circuit = client.hget(keys.circuit, "state")
+    halted = client.get(keys.oauth_halted)
+    return LimiterView(
+        bucket_tokens=tokens, burst=settings.rate_burst, window_used=window_used,
+        window_max=settings.rate_window_max, requests_last_min=per_class, paused_for_s=paused_for_s,
+        pause_reason=as_text(reason) if reason else None,
+        circuit=as_text(circuit) if circuit else "closed",
+        server={as_text(k): as_text(v) for k, v in client.hgetall(keys.server_view).items()},
+        oauth_halted=as_text(halted) if halted else None)
+
+
+def read_pending_jobs(client: redis.Redis) -> int:
+    from eva00 import keys
+
+    return sum(1 for _ in client.scan_iter(match=f"{keys.JOB_PENDING_PREFIX}:*", count=1000))
+
+
+def read_disk(path: Path) -> dict[str, Any]:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    return {"path": str(path), "total_bytes": usage.total, "free_bytes": usage.free,
+            "free_ratio": usage.free / usage.total if usage.total else 0.0}
+
+
+# --- assembly ---
+
+ProcessLister = Callable[[], list[dict[str, Any]]]
+
+
+class StatusReader:
+    def __init__(self, settings: Settings, client: redis.Redis, pool: ConnectionPool, *,
+                 processes: ProcessLister | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings, self.redis, self.pool = settings, client, pool
+        self.processes, self.clock = processes, clock
+
+    def snapshot(self) -> Snapshot:
+        snap = Snapshot(at=self.clock())
+        self._section(snap, "postgres", lambda: self._pg(snap))
+        self._section(snap, "redis", lambda: self._redis(snap))
+        self._section(snap, "disk", lambda: setattr(snap, "disk", read_disk(self.settings.data_dir)))
+        if self.processes is not None:
+            self._section(snap, "supervisord", lambda: setattr(snap, "processes", [
+                {"name": f"{p['group']}:{p['name']}", "state": p["statename"],
+                 "description": p.get("description", "")} for p in self.processes()]))  # type: ignore[misc]
+        return snap
+
+    @staticmethod
+    def _section(snap: Snapshot, name: str, read: Callable[[], None]) -> None:
+        try:
+            read()
+        except (psycopg.Error, redis.RedisError, OSError) as exc:
+            snap.errors[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except Exception as exc:  # xmlrpc faults and the like: the page must still render
+            snap.errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def _pg(self, snap: Snapshot) -> None:
+        with self.pool.connection() as conn:
+            snap.freshness = read_freshness(conn, self.settings.poll_intervals_s, snap.at)
+            snap.errors_24h = read_errors_24h(conn, snap.at)
+            snap.downloads = read_downloads(conn)
+            from eva00.fullsync.status import api_hosts
+
+            snap.full_sync = read_full_sync(conn, api_hosts(self.settings))
+            snap.alerts = read_alerts(conn)
+            snap.dead_letters = read_dead_letters(conn, snap.at)
+        snap.pending["files_pending"] = snap.downloads["pending"]["count"]
+
+    def _redis(self, snap: Snapshot) -> None:
+        snap.limiter = read_limiter(self.redis, self.settings)
+        snap.procore_calls = [dataclasses.asdict(c) for c in Metrics(self.redis).calls()]
+        snap.streams = [dataclasses.asdict(r) for r in backlog_rows(self.redis)]
+        snap.pending["poll_jobs_pending"] = read_pending_jobs(self.redis)
+        snap.pending["stream_lag"] = sum(max(0, int(r["lag"])) for r in snap.streams)
+        snap.pending["stream_pending"] = sum(int(r["pending"]) for r in snap.streams)
+
+
+# --- terminal ---
+
+_LEVEL_STYLE = {"ok": "green", "late": "yellow", "stale": "bold red", "never": "dim"}
+
+
+def render(snap: Snapshot, console: Any) -> None:
+    from rich.table import Table
+
+    fresh = Table(title=f"Freshness at {snap.at:%Y-%m-%d %H:%M:%S %Z}")
+    for col in ("kind", "project", "last success", "intervals ago", "level"):
+        fresh.add_column(col)
+    for f in snap.freshness:
+        ago = "-" if f.intervals_ago is None else f"{f.intervals_ago:.1f}"
+        last = f.last_success_at.isoformat(timespec="seconds") if f.last_success_at else "never"
+        fresh.add_row(f.kind, str(f.project_id or "company"), last, ago,
+                      f"[{_LEVEL_STYLE[f.level]}]{f.level}[/]")
+    console.print(fresh)
+    _render_pairs(console, "Errors (24 h)", snap.errors_24h)
+    if snap.limiter:
+        lim = snap.limiter
+        tokens = "-" if lim.bucket_tokens is None else f"{lim.bucket_tokens:.1f}"
+        _render_pairs(console, "Rate limiter", {
+            "bucket": f"{tokens} / {lim.burst}", "window": f"{lim.window_used} / {lim.window_max}",
+            **{f"req/min {k}": v for k, v in lim.requests_last_min.items()},
+            "paused for s": f"{lim.paused_for_s:.1f}", "circuit": lim.circuit,
+            "oauth halted": lim.oauth_halted or "no"})
+    _render_rows(console, "Streams", snap.streams, ("stream", "group", "length", "pending", "lag"))
+    _render_pairs(console, "Pending", snap.pending)
+    _render_pairs(console, "Downloads",
+                  {k: f"{v['count']} ({v['bytes']} B)" for k, v in snap.downloads.items()})
+    _render_rows(console, "Full sync", snap.full_sync,
+                 ("run_id", "status", "current_phase", "items", "requests", "floor", "eta_s"))
+    _render_rows(console, "Open alerts", snap.alerts, ("severity", "alert_key", "status", "message"))
+    _render_pairs(console, "Dead letters", {k: v for k, v in snap.dead_letters.items() if k != "recent"})
+    if snap.disk:
+        _render_pairs(console, "Disk", {"path": snap.disk["path"], "free": f"{snap.disk['free_ratio']:.1%}"})
+    _render_rows(console, "Processes", snap.processes, ("name", "state", "description"))
+    for name, error in snap.errors.items():
+        console.print(f"[bold red]{name} unavailable:[/] {error}")
+
+
+def _render_pairs(console: Any, title: str, pairs: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for key, value in pairs.items():
+        table.add_row(str(key), str(value))
+    console.print(table)
+
+
+def _render_rows(console: Any, title: str, rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in cols:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in cols))
+    console.print(table)
+
+
+def supervisor_lister(settings: Settings) -> ProcessLister:
+    from eva00.ops import supervision
+
+    return lambda: list(supervision.rpc(settings).supervisor.getAllProcessInfo())
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """`eva00 status [--json]`: exit 0 when fresh and healthy, 1 when something needs attention."""
+    from rich.console import Console
+
+    from eva00.runtime import db
+    from eva00.runtime.process import redis_client
+
+    parser = argparse.ArgumentParser(prog="eva00 status", description=main.__doc__)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    if settings is None:
+        from eva00.config import load_or_exit
+
+        settings = load_or_exit()
+    client = redis_client(settings)
+    pool = db.make_pool(settings, max_size=1, name="eva00-status")
+    try:
+        snap = StatusReader(settings, client, pool, processes=supervisor_lister(settings)).snapshot()
+    finally:
+        pool.close()
+        client.close()
+    if args.json:
+        sys.stdout.buffer.write(snap.to_json() + b"\n")
+    else:
+        render(snap, Console())
+    unhealthy = any(f.level == "stale" for f in snap.freshness) or any(
+        a["severity"] == "critical" for a in snap.alerts) or {"postgres", "redis"} & set(snap.errors)
+    return 1 if unhealthy else 0

@@ -1,0 +1,247 @@
+"""The differ stage: turns fetched pages into replica rows, history, cursors and soft deletes.
+
+Delivery guarantee: exactly one effect per page. Everything a page changes (records, versions,
+sync_log, the page's checkpoint and, on the poll's last committed page, the cursor or the delete
+reconciliation) commits in one PostgreSQL transaction; downstream messages (file jobs, ingest
+events) are decided from what is committed, so a page redelivered after COMMIT forwards them again
+(consumers are idempotent) instead of losing them. A cursor moves only when every page of its
+poll has committed and the enumeration was complete; it becomes the window end the fetcher chose
+from the server's clock, never the local time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import xxhash
+from psycopg import sql
+
+from eva00 import keys, replica
+from eva00.errors import Poison, Skip
+from eva00.hashing import payload_hash
+from eva00.kinds import KIND_TABLE, file_refs
+from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
+from eva00.runtime.bus import Delivery, Outgoing
+
+log = logging.getLogger(__name__)
+
+CHANGED = {replica.Outcome.INSERTED, replica.Outcome.UPDATED, replica.Outcome.RESTORED,
+           replica.Outcome.CONFLICT_OVERWRITTEN}
+# Kinds a PDF log import may have created before the API knew them.
+IMPORTABLE_KINDS = {"rfi", "submittal"}
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Differ:
+    def __init__(self, mass_delete_ratio: float, redis_client: Any = None) -> None:
+        self.mass_delete_ratio = mass_delete_ratio
+        self.redis = redis_client  # only to clear the scheduler's pending marker
+
+    def __call__(self, conn: psycopg.Connection, message: Message,
+                 delivery: Delivery) -> Sequence[Outgoing]:
+        if not isinstance(message, PageMessage):
+            raise Poison(f"the differ does not handle {message.TYPE} messages")
+        if message.kind not in KIND_TABLE:
+            raise Poison(f"unknown kind {message.kind!r}")
+        return self.handle(conn, message)
+
+    def handle(self, conn: psycopg.Connection, page: PageMessage) -> list[Outgoing]:
+        fetched_at = parse_time(page.fetched_at)
+        first_time = self._checkpoint(conn, page)
+        records = [self._record(page, item, fetched_at) for item in page.items]
+        if page.kind in IMPORTABLE_KINDS:
+            self._adopt_imports(conn, page.kind, records)
+        outcomes = replica.upsert_records(conn, records) if records else []
+        if page.list_hashes:
+            self._remember_list_hashes(conn, page)
+        for procore_id in page.deleted_ids:
+            replica.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
+        if page.deleted_ids:
+            replica.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
+        for procore_id in page.missing_ids:
+            self._confirm_missing(conn, page, procore_id, fetched_at)
+        if page.missing_ids:
+            replica.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
+        if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
+            conn.cursor().executemany(
+                "INSERT INTO reconcile_seen (poll_id, procore_id) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING", [(page.poll_id, i) for i in page.ids])
+        self._finish_poll_if_complete(conn, page, fetched_at)
+        changed = [r for r, o in zip(records, outcomes, strict=True) if o in CHANGED or not first_time]
+        return self._ingest_events(changed) + self._file_jobs(conn, changed)
+
+    # --- records ---
+
+    @staticmethod
+    def _record(page: PageMessage, item: dict[str, Any], fetched_at: datetime) -> replica.FetchedRecord:
+        try:
+            procore_id = int(item["id"])
+        except (KeyError, TypeError, ValueError):
+            raise Poison(f"{page.kind} record without a usable id on page {page.page}") from None
+        project_id = None if page.kind == "project" else page.project_id
+        return replica.FetchedRecord(kind=page.kind, procore_id=procore_id, project_id=project_id,
+                                     payload=item, fetched_at=fetched_at,
+                                     source="webhook" if page.budget == "webhook" else "api")
+
+    @staticmethod
+    def _adopt_imports(conn: psycopg.Connection, kind: str,
+                       records: Sequence[replica.FetchedRecord]) -> None:
+        """Let API records take over rows a PDF log import created (matched by project and number).
+        One query finds the page's candidates, so pages without imports cost nothing more."""
+        try:
+            from eva00.pdf_import.merge import adopt_imported
+        except ImportError:
+            return
+        numbered = [(r.project_id, str(r.payload["number"]), r.procore_id) for r in records
+                    if r.payload.get("number") and r.project_id is not None]
+        if not numbered:
+            return
+        query = sql.SQL("SELECT DISTINCT project_id, number FROM {} WHERE source = 'pdf_import'"
+                        " AND NOT is_deleted AND project_id = ANY(%s) AND number = ANY(%s)").format(
+            sql.Identifier(KIND_TABLE[kind]))
+        imported = set(conn.execute(query, (list({p for p, _n, _i in numbered}),
+                                            list({n for _p, n, _i in numbered}))).fetchall())
+        for project_id, number, procore_id in numbered:
+            if (project_id, number) in imported:
+                adopt_imported(conn, kind, project_id, number, procore_id)
+
+    @staticmethod
+    def _remember_list_hashes(conn: psycopg.Connection, page: PageMessage) -> None:
+        # Same transaction as the records: a show answer and the list entry it came from agree.
+        conn.cursor().executemany(
+            "INSERT INTO list_hashes (kind, procore_id, project_id, list_hash) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (kind, procore_id, (coalesce(project_id, 0))) DO UPDATE SET"
+            " list_hash = EXCLUDED.list_hash, updated_at = now()",
+            [(page.kind, int(i), page.project_id, h) for i, h in page.list_hashes.items()])
+
+    def _confirm_missing(self, conn: psycopg.Connection, page: PageMessage, procore_id: int,
+                         at: datetime) -> None:
+        """An item fetch answered 404: confirmed deleted only if a delete was pending for it."""
+        query = sql.SQL("SELECT delete_pending FROM {} WHERE kind = %s AND procore_id = %s"
+                        " AND coalesce(project_id, 0) = coalesce(%s, 0)").format(
+            sql.Identifier(KIND_TABLE[page.kind]))
+        row = conn.execute(query, (page.kind, procore_id, page.project_id)).fetchone()
+        if row and row[0]:
+            replica.mark_deleted(conn, page.kind, page.project_id, procore_id, at)
+
+    # --- poll bookkeeping ---
+
+    def _checkpoint(self, conn: psycopg.Connection, page: PageMessage) -> bool:
+        """Record the page; False if it was already committed (a redelivery)."""
+        row = conn.execute(
+            "INSERT INTO poll_pages (poll_id, page, kind, project_id, mode, is_last, pages_total,"
+            " complete, window_to, run_id, items) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (poll_id, page) DO NOTHING RETURNING 1",
+            (page.poll_id, page.page, page.kind, page.project_id, page.mode, page.is_last,
+             page.pages_total, page.complete, page.window_to, page.run_id,
+             len(page.items) or len(page.ids))).fetchone()
+        return row is not None
+
+    def _finish_poll_if_complete(self, conn: psycopg.Connection, page: PageMessage,
+                                 at: datetime) -> None:
+        # Pages of one poll may be committed by several differs at once: serialise the check.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(page.poll_id),))
+        last = conn.execute(
+            "SELECT pages_total, complete, window_to FROM poll_pages WHERE poll_id = %s AND is_last",
+            (page.poll_id,)).fetchone()
+        if last is None:
+            return
+        pages_total, complete, window_to = last
+        done = conn.execute("SELECT count(*) FROM poll_pages WHERE poll_id = %s",
+                            (page.poll_id,)).fetchone()
+        if done is None or done[0] != pages_total:
+            return
+        if conn.execute("UPDATE poll_pages SET finished_at = now() WHERE poll_id = %s AND is_last"
+                        " AND finished_at IS NULL RETURNING 1", (page.poll_id,)).fetchone() is None:
+            return  # finished by an earlier delivery
+        self._clear_pending_marker(page)
+        if not complete:
+            replica.log_sync(conn, page.kind, page.project_id, "poll_incomplete",
+                             {"poll_id": page.poll_id, "pages": pages_total})
+            return
+        if page.mode in (PollMode.INCREMENTAL, PollMode.FULL) and window_to is not None:
+            replica.advance_cursor(conn, page.kind, page.project_id, window_to)
+        if page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from:
+            # A full listing is complete by construction: what it did not list is gone upstream.
+            self._reconcile(conn, page, at)
+
+    def _reconcile(self, conn: psycopg.Connection, page: PageMessage, at: datetime) -> None:
+        seen = [int(r[0]) for r in conn.execute(
+            "SELECT procore_id FROM reconcile_seen WHERE poll_id = %s", (page.poll_id,))]
+        dates = (page.date_from, page.date_to or page.date_from) if page.date_from else None
+        result = replica.soft_delete_missing(conn, page.kind, page.project_id, seen,
+                                             max_ratio=self.mass_delete_ratio, at=at, date_range=dates,
+                                             parent_id=page.parent_id)
+        replica.soft_delete_orphans(conn, page.kind, page.project_id, at)
+        if result.guard_tripped:
+            from eva00.ops import alerts
+
+            alerts.raise_alert(conn, f"mass-delete:{page.kind}:{page.project_id or 0}", "critical",
+                               f"delete reconciliation of {page.kind} in project {page.project_id}"
+                               f" would soft-delete {result.would_delete} of {result.live} records;"
+                               f" {result.held} are held as delete_pending until the next complete"
+                               " listing confirms them", {"poll_id": page.poll_id})
+
+    def _clear_pending_marker(self, page: PageMessage) -> None:
+        if self.redis is None or not page.pending_key:
+            return
+        try:
+            self.redis.delete(page.pending_key)
+        except Exception as exc:  # the marker expires by itself; never fail a page for it
+            log.warning("could not clear the pending marker of %s: %s", page.poll_id, exc)
+
+    # --- downstream ---
+
+    @staticmethod
+    def _ingest_events(records: Sequence[replica.FetchedRecord]) -> list[Outgoing]:
+        return [(keys.STREAM_INGEST, IngestEvent(what="record", kind=r.kind, procore_id=r.procore_id,
+                                                 project_id=r.project_id,
+                                                 payload_hash=payload_hash(r.payload)))
+                for r in records]
+
+    @staticmethod
+    def _file_jobs(conn: psycopg.Connection, records: Sequence[replica.FetchedRecord]) -> list[Outgoing]:
+        jobs: list[Outgoing] = []
+        for record in records:
+            for ref in file_refs(record.kind, record.payload):
+                # A link already known keeps its state, except that a fresh URL re-arms one whose
+                # signed URL ran out (expired) and refreshes one still waiting (pending).
+                row = conn.execute(
+                    "INSERT INTO record_files (kind, procore_id, project_id, url_field, procore_file_id,"
+                    " procore_version_id, source_url, expected_size_bytes) VALUES"
+                    " (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (kind, procore_id,"
+                    " (coalesce(project_id, 0)), url_field, (coalesce(procore_file_id, '')),"
+                    " (coalesce(procore_version_id, ''))) DO UPDATE SET source_url = EXCLUDED.source_url,"
+                    " status = 'pending', attempts = CASE WHEN record_files.status = 'expired' THEN 0"
+                    " ELSE record_files.attempts END,"
+                    " updated_at = now() WHERE record_files.status IN ('pending', 'expired')"
+                    " AND record_files.source_url IS DISTINCT FROM EXCLUDED.source_url RETURNING id",
+                    (record.kind, record.procore_id, record.project_id, ref.url_field, ref.file_id,
+                     ref.version_id, ref.url, ref.size_bytes)).fetchone()
+                status = None if row else conn.execute(
+                    "SELECT status FROM record_files WHERE kind = %s AND procore_id = %s"
+                    " AND coalesce(project_id, 0) = coalesce(%s, 0) AND url_field = %s"
+                    " AND coalesce(procore_file_id, '') = %s AND coalesce(procore_version_id, '') = %s",
+                    (record.kind, record.procore_id, record.project_id, ref.url_field,
+                     ref.file_id, ref.version_id)).fetchone()
+                if row or (status and status[0] == "pending"):
+                    jobs.append((keys.STREAM_FILES, FileJob(
+                        kind=record.kind, procore_id=record.procore_id, project_id=record.project_id,
+                        url_field=ref.url_field, url=ref.url, procore_file_id=ref.file_id,
+                        procore_version_id=ref.version_id, expected_size_bytes=ref.size_bytes,
+                        priority=ref.priority)))
+        return jobs
+
+
+def _lock_key(poll_id: str) -> int:
+    return xxhash.xxh64_intdigest(poll_id.encode()) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+__all__ = ["Differ", "Skip"]

@@ -1,0 +1,204 @@
+"""The scheduler stage: enqueues poll jobs per project and entity type at the seed's intervals.
+
+Delivery guarantee: at least once per interval. A job for (kind, project) is enqueued only while
+no earlier one is pending (a Redis SET NX key, cleared by the differ when that poll completes, and
+expiring by itself so a lost job never blocks its kind for long). Losing Redis loses at most the
+pending markers and queued jobs; the next tick enqueues again and the cursors in PostgreSQL make
+the re-poll cheap. New projects are noticed within ``project_watch_s`` and polled at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import redis
+from psycopg_pool import ConnectionPool
+
+from eva00 import keys
+from eva00.config import Settings
+from eva00.fullsync.run import held_units
+from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
+from eva00.messages import BudgetClass, PollJob, PollMode
+
+log = logging.getLogger(__name__)
+
+# The pending marker outlives a normal poll by far, yet a job lost with Redis or dead-lettered
+# frees its kind again after this many intervals.
+PENDING_TTL_INTERVALS = 3
+MIN_PENDING_TTL_S = 600
+HOUSEKEEPING_S = 6 * 3600
+HEAL_EVERY_STEPS = 12  # full-sync ticks between two looks for jobs Redis lost
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, client: redis.Redis, pool: ConnectionPool, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.redis = client
+        self.pool = pool
+        self.clock = clock
+        self.known_projects: set[int] = set()
+        self.full_sync_ticks = 0
+
+    # --- what to poll ---
+
+    def live_project_ids(self) -> list[int]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted"
+                " ORDER BY procore_id").fetchall()
+        return [int(row[0]) for row in rows]
+
+    def jobs_for(self, kinds: Iterable[str], project_ids: Iterable[int], mode: str,
+                 reason: str) -> list[PollJob]:
+        projects = list(project_ids)
+        jobs = []
+        now = self.clock()
+        for kind in kinds:
+            targets: list[int | None] = [None] if kind in COMPANY_LEVEL_KINDS else list(projects)
+            for project_id in targets:
+                jobs.append(PollJob(kind=kind, project_id=project_id, mode=mode,
+                                    budget=BudgetClass.SCHEDULED, reason=reason,
+                                    requested_at=now))
+        return jobs
+
+    # --- enqueueing ---
+
+    def enqueue(self, jobs: Iterable[PollJob], ttl_s: int) -> int:
+        """XADD each job whose (kind, project, mode) has none pending and that no running full
+        sync is about to fetch; returns how many."""
+        jobs = list(jobs)
+        with self.pool.connection() as conn:
+            held = held_units(conn, sorted({j.project_id for j in jobs if j.project_id is not None}))
+        added = 0
+        for job in jobs:
+            if (job.kind, job.project_id) in held:
+                continue
+            marker = keys.job_pending_key(f"{job.kind}:{job.mode}", job.project_id)
+            if not self.redis.set(marker, job.reason, nx=True, ex=ttl_s):
+                continue
+            job = dataclasses.replace(job, pending_key=marker)
+            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+            added += 1
+        return added
+
+    def tick_family(self, family: str) -> int:
+        interval_s = self.settings.poll_intervals_s[family]
+        kinds = FAMILY_KINDS[family]
+        projects = self.live_project_ids() if set(kinds) - COMPANY_LEVEL_KINDS else []
+        jobs = self.jobs_for(kinds, projects, PollMode.INCREMENTAL, f"schedule:{family}")
+        added = self.enqueue(jobs, ttl_s=self._ttl(interval_s))
+        log.info("%s: %d poll jobs enqueued (%d already pending)", family, added, len(jobs) - added)
+        return added
+
+    def tick_reconcile(self) -> int:
+        projects = self.live_project_ids()
+        all_kinds = [kind for kinds in FAMILY_KINDS.values() for kind in kinds]
+        jobs = self.jobs_for(all_kinds, projects, PollMode.RECONCILE, "schedule:reconcile")
+        added = self.enqueue(jobs, ttl_s=self._ttl(int(self.settings.reconcile_interval_s)))
+        log.info("delete reconciliation: %d jobs enqueued", added)
+        return added
+
+    def watch_projects(self) -> int:
+        """Poll every family at once for projects that appeared since the last look."""
+        current = set(self.live_project_ids())
+        new = sorted(current - self.known_projects)
+        self.known_projects = current
+        if not new:
+            return 0
+        added = 0
+        for family, kinds in FAMILY_KINDS.items():
+            project_kinds = [k for k in kinds if k not in COMPANY_LEVEL_KINDS]
+            jobs = self.jobs_for(project_kinds, new, PollMode.INCREMENTAL, "new-project")
+            added += self.enqueue(jobs, ttl_s=self._ttl(self.settings.poll_intervals_s[family]))
+        log.info("projects %s: %d poll jobs enqueued", new, added)
+        return added
+
+    def tick_full_sync(self) -> int:
+        """Advance every running full sync, so a run goes on with nobody watching it: its next
+        phase once the last one settled, and (every HEAL_EVERY_STEPS ticks) the jobs Redis lost
+        enqueued again from PostgreSQL. Returns how many runs are running."""
+        from eva00.fullsync.run import FullSync
+
+        with self.pool.connection() as conn:
+            run_ids = [r[0] for r in conn.execute(
+                "SELECT run_id FROM fullsync_runs WHERE status = 'running' ORDER BY started_at")]
+        if not run_ids:
+            return 0
+        sync = FullSync(self.settings, self.redis, self.pool, clock=self.clock)
+        self.full_sync_ticks += 1
+        heal = self.full_sync_ticks % HEAL_EVERY_STEPS == 0
+        for run_id in run_ids:
+            run = sync.load(run_id)
+            if run is None:
+                continue
+            if heal:
+                # Only jobs quiet for a whole heal period: one on its way is in a stream by then.
+                sync.heal(run, grace_s=HEAL_EVERY_STEPS * self.settings.fullsync_step_s)
+            sync.step(run)
+        return len(run_ids)
+
+    def housekeeping(self) -> int:
+        """Archive old sync_log rows (then prune them) and drop the id lists of reconciliations
+        finished a day ago. Returns the sync_log rows archived."""
+        import psycopg
+
+        from eva00.ops.archive import ArchiveBusy, Archiver
+
+        archived = 0
+        with psycopg.connect(self.settings.effective_database_url, autocommit=True) as conn:
+            try:
+                archived = Archiver(self.settings, conn).run().rows
+            except ArchiveBusy:
+                log.info("sync_log archive already running elsewhere; skipped")
+        with self.pool.connection() as conn:
+            pruned = conn.execute(
+                "DELETE FROM reconcile_seen WHERE poll_id IN (SELECT poll_id FROM poll_pages"
+                " WHERE is_last AND finished_at < now() - interval '1 day')").rowcount
+        log.info("housekeeping: %d sync_log rows archived, %d reconciliation ids pruned", archived, pruned)
+        return archived
+
+    def _ttl(self, interval_s: int) -> int:
+        return max(MIN_PENDING_TTL_S, PENDING_TTL_INTERVALS * interval_s)
+
+    # --- running ---
+
+    def build(self, project_watch_s: float = 30.0) -> object:
+        """An APScheduler BlockingScheduler with every periodic job; the first runs happen now."""
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = BlockingScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+        now = datetime.now(UTC)
+        for family, interval_s in self.settings.poll_intervals_s.items():
+            scheduler.add_job(self._guarded(self.tick_family), IntervalTrigger(seconds=interval_s),
+                              args=[family], id=f"poll:{family}", next_run_time=now)
+        scheduler.add_job(self._guarded(self.watch_projects), IntervalTrigger(seconds=project_watch_s),
+                          id="watch-projects", next_run_time=now)
+        scheduler.add_job(self._guarded(self.tick_reconcile),
+                          IntervalTrigger(seconds=self.settings.reconcile_interval_s),
+                          id="reconcile")
+        scheduler.add_job(self._guarded(self.tick_full_sync),
+                          IntervalTrigger(seconds=self.settings.fullsync_step_s), id="full-sync",
+                          next_run_time=now)
+        scheduler.add_job(self._guarded(self.housekeeping), IntervalTrigger(seconds=HOUSEKEEPING_S),
+                          id="housekeeping")
+        return scheduler
+
+    @staticmethod
+    def _guarded(action: Callable[..., int]) -> Callable[..., None]:
+        """A tick that fails (Redis or PostgreSQL away) is logged; the next tick tries again."""
+
+        def run(*args: object) -> None:
+            try:
+                action(*args)
+            except Exception:
+                log.exception("scheduler tick %s failed; the next tick retries", action.__name__)
+
+        run.__name__ = action.__name__
+        return run

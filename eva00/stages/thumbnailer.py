@@ -1,0 +1,113 @@
+"""The thumbnail stage: a first-page PNG for every stored PDF and a scaled PNG for every photo.
+
+Delivery guarantee: at least once, with exactly one effect. The thumbnail's bytes are stored
+content-addressed (FileStore) before one transaction records its files row and the `thumbnails`
+link; a redelivery finds the link and does nothing, and rendering the same source again would
+give the same bytes anyway. A source PyMuPDF cannot read (corrupt, truncated, not what its type
+says) is logged and recorded in `file_quarantine`, and the message is acknowledged: one bad file
+never stops the stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+import pymupdf
+
+from eva00.errors import Poison, Skip
+from eva00.messages import Message, StoredFileJob
+from eva00.replica.filestore import FileStore
+from eva00.runtime.bus import Delivery, Outgoing
+
+log = logging.getLogger(__name__)
+
+STAGE = "thumbnails"
+VARIANT = "default"
+# PyMuPDF's file types by our content types (a file in storage has no extension to guess from).
+FILETYPES = {"application/pdf": "pdf", "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif",
+             "image/tiff": "tiff", "image/bmp": "bmp"}
+# What MuPDF raises on bad input: its own error classes, or RuntimeError/ValueError from the binding.
+UNREADABLE = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
+
+# MuPDF would print every parse error of a corrupt file to stderr; we log one line per file instead.
+pymupdf.TOOLS.mupdf_display_errors(False)
+
+
+class Unreadable(Exception):
+    """The source cannot be rendered: quarantine it."""
+
+
+def render_thumbnail(path: Path, content_type: str, max_px: int) -> bytes:
+    """PNG bytes of the first page (or the image), scaled so its longer side is ``max_px``."""
+    filetype = FILETYPES.get(content_type)
+    if filetype is None:
+        raise Unreadable(f"no thumbnail for {content_type!r}")
+    try:
+        with pymupdf.open(path, filetype=filetype) as document:
+            if document.page_count < 1:
+                raise Unreadable("the document has no pages")
+            page = document[0]
+            longer = max(page.rect.width, page.rect.height)
+            if longer <= 0:
+                raise Unreadable("the first page is empty")
+            scale = max_px / longer
+            pixmap = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
+            return bytes(pixmap.tobytes("png"))
+    except UNREADABLE as exc:
+        raise Unreadable(f"{type(exc).__name__}: {exc}") from None
+
+
+def quarantine(conn: psycopg.Connection, sha256: str, stage: str, error: str) -> None:
+    conn.execute("INSERT INTO file_quarantine (sha256, stage, error) VALUES (%s, %s, %s)"
+                 " ON CONFLICT (sha256, stage) DO UPDATE SET error = EXCLUDED.error",
+                 (sha256, stage, error[:2000]))
+
+
+class Thumbnailer:
+    def __init__(self, store: FileStore, *, max_px: int = 256,
+                 max_source_bytes: int = 512 * 1024 * 1024) -> None:
+        self.store = store
+        self.max_px = max_px
+        self.max_source_bytes = max_source_bytes  # bounds the memory a decoder may need
+
+    def __call__(self, conn: psycopg.Connection, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
+        if not isinstance(message, StoredFileJob):
+            raise Poison(f"the thumbnailer takes stored files, not {message.TYPE}")
+        done = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM thumbnails WHERE source_sha256 = %s AND variant = %s)"
+            " OR EXISTS (SELECT 1 FROM file_quarantine WHERE sha256 = %s AND stage = %s)",
+            (message.sha256, VARIANT, message.sha256, STAGE)).fetchone()
+        if done and done[0]:
+            raise Skip(f"{message.sha256[:12]} has its thumbnail already")
+        try:
+            png = self._render(message)
+        except Unreadable as exc:
+            log.warning("thumbnail of %s (%s) quarantined: %s", message.sha256, message.content_type, exc)
+            quarantine(conn, message.sha256, STAGE, str(exc))
+            return []
+        self._store(conn, message.sha256, png)
+        return []
+
+    def _render(self, message: StoredFileJob) -> bytes:
+        path = self.store.path_for(message.sha256)
+        if not path.is_file():
+            raise Unreadable("the file is missing from storage")
+        if path.stat().st_size > self.max_source_bytes:
+            raise Unreadable(f"larger than {self.max_source_bytes} bytes")
+        return render_thumbnail(path, message.content_type, self.max_px)
+
+    def _store(self, conn: psycopg.Connection, source_sha256: str, png: bytes) -> None:
+        temp, handle = self.store.open_temp()
+        with handle:
+            handle.write(png)
+        stored = self.store.commit_hashed(temp, hashlib.sha256(png).hexdigest(), len(png))
+        conn.execute("INSERT INTO files (sha256, size_bytes, content_type, storage_path)"
+                     " VALUES (%s, %s, 'image/png', %s) ON CONFLICT (sha256) DO NOTHING",
+                     (stored.sha256, stored.size_bytes, str(stored.path.relative_to(self.store.root.parent))))
+        conn.execute("INSERT INTO thumbnails (source_sha256, variant, thumbnail_sha256) VALUES (%s, %s, %s)"
+                     " ON CONFLICT (source_sha256, variant) DO NOTHING",
+                     (source_sha256, VARIANT, stored.sha256))
