@@ -92,6 +92,10 @@ class SimHandle:
         return list(self._call("POST", "/_sim/faults",
                                json={"mode": mode, "ratio": ratio, "count": count, **spec})["faults"])
 
+    def faults(self) -> list[dict[str, Any]]:
+        """The active faults with their hit counts."""
+        return list(self._call("GET", "/_sim/faults")["faults"])
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sim/faults")
 

@@ -76,20 +76,29 @@ def test_the_command_waits_for_records_and_files_then_exits_0_with_the_floor_and
 
 def test_ctrl_c_stops_only_the_watching_and_the_next_run_continues_the_same_run(
         env: dict[str, str], sim: SimHandle, database_url: str) -> None:
+    # Every RFI listing answers slowly while the fault is on, so the run cannot end before the
+    # SIGINT arrives however fast the machine is: the signal is sent once an RFI listing is in flight.
+    sim.set_faults("slow", paths=r"/rfis", delay_s=5)
     watcher = subprocess.Popen([sys.executable, "-m", "eva00", "full-sync", "--wait", "--interval-s", "0.2"],
                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(_api_calls(sim)) < 5 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while not _slowed(sim) and watcher.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert _slowed(sim), f"no RFI listing reached the simulator (watcher exit {watcher.poll()})"
     watcher.send_signal(signal.SIGINT)
     _out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 130 and "the stages go on" in err
+    sim.clear_faults()
     done = _full_sync(env, "--wait", "--interval-s", "0.2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     with psycopg.connect(database_url) as conn:
         runs = conn.execute("SELECT status FROM fullsync_runs").fetchall()
     assert runs == [("complete",)], "one run, continued"
     assert completeness(sim, database_url) == 1.0
+
+
+def _slowed(sim: SimHandle) -> bool:
+    return any(f["mode"] == "slow" and f["hits"] > 0 for f in sim.faults())
 
 
 def test_a_refused_project_fails_the_run_naming_it_and_the_rerun_fetches_only_what_was_refused(

@@ -35,7 +35,7 @@ SEED_ESTIMATE_S = 2.5 * 3600
 REAL_WINDOW_S = 60.0
 TIMEOUT_S = 1800.0
 STAGES = ["fetcher", "fetcher", "differ", "downloader", "downloader", "downloader"]
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def stage_env(sim: SimHandle, database_url: str, redis_url: str, tmp_dir: Path, *,
