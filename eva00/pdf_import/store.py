@@ -28,7 +28,7 @@ from eva00.kinds import file_refs, table_for
 from eva00.messages import FileJob
 from eva00.pdf_import import ids, merge
 from eva00.pdf_import.links import LinkStatus, LinkVerdict
-from eva00.replica import synclog
+from eva00.replica import files, synclog
 from eva00.replica.records import FetchedRecord, upsert_records
 
 SOURCE = "pdf_import"
@@ -145,19 +145,10 @@ def _file_rows(conn: psycopg.Connection[Any], procore_id: int, project_id: int,
         if verdict.status not in (LinkStatus.QUEUED, LinkStatus.EXPIRED):
             continue
         ref = refs[verdict.url]
-        status = "pending" if verdict.status is LinkStatus.QUEUED else "expired"
-        row = conn.execute(
-            "INSERT INTO record_files (kind, procore_id, project_id, url_field, procore_file_id,"
-            " procore_version_id, source_url, status, last_error) VALUES"
-            " ('submittal', %s, %s, %s, '', '', %s, %s, %s)"
-            " ON CONFLICT (kind, procore_id, (coalesce(project_id, 0)), url_field,"
-            " (coalesce(procore_file_id, '')), (coalesce(procore_version_id, ''))) DO UPDATE"
-            " SET source_url = EXCLUDED.source_url, last_error = EXCLUDED.last_error, updated_at = now(),"
-            " status = CASE WHEN record_files.status = 'downloaded' THEN record_files.status"
-            " ELSE EXCLUDED.status END RETURNING status",
-            (procore_id, project_id, ref.url_field, verdict.url, status,
-             verdict.reason if status == "expired" else None)).fetchone()
-        if row and row[0] == "pending":
+        state = files.FileState.PENDING if verdict.status is LinkStatus.QUEUED else files.FileState.EXPIRED
+        stored = files.link_imported(conn, "submittal", procore_id, project_id, ref.url_field, verdict.url,
+                                     state, verdict.reason if state is files.FileState.EXPIRED else None)
+        if stored is files.FileState.PENDING:
             jobs.append(FileJob(kind="submittal", procore_id=procore_id, project_id=project_id,
                                 url_field=ref.url_field, url=verdict.url, priority=ref.priority))
     return jobs

@@ -6,6 +6,7 @@ per table group.
 - ``deletes``: soft deletes, ``delete_pending`` and the mass-delete guard.
 - ``cursors``: ``sync_cursors``.
 - ``synclog``: ``sync_log``.
+- ``files``: ``record_files`` and ``files``, with the links' ``FileState``.
 - ``scope``: what they share (a kind's table, identity matching); ``filestore``: the bytes on disk.
 
 Every write here keeps three promises. Nothing is hard-deleted (a delete sets ``is_deleted``).

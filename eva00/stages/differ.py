@@ -25,7 +25,7 @@ from eva00.errors import Poison, Skip
 from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, file_refs
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
-from eva00.replica import cursors, deletes, synclog
+from eva00.replica import cursors, deletes, files, synclog
 from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 from eva00.runtime.bus import Delivery, Outgoing
 
@@ -212,27 +212,7 @@ class Differ:
         jobs: list[Outgoing] = []
         for record in records:
             for ref in file_refs(record.kind, record.payload):
-                # A link already known keeps its state, except that a fresh URL re-arms one whose
-                # signed URL ran out (expired) and refreshes one still waiting (pending).
-                row = conn.execute(
-                    "INSERT INTO record_files (kind, procore_id, project_id, url_field, procore_file_id,"
-                    " procore_version_id, source_url, expected_size_bytes) VALUES"
-                    " (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (kind, procore_id,"
-                    " (coalesce(project_id, 0)), url_field, (coalesce(procore_file_id, '')),"
-                    " (coalesce(procore_version_id, ''))) DO UPDATE SET source_url = EXCLUDED.source_url,"
-                    " status = 'pending', attempts = CASE WHEN record_files.status = 'expired' THEN 0"
-                    " ELSE record_files.attempts END,"
-                    " updated_at = now() WHERE record_files.status IN ('pending', 'expired')"
-                    " AND record_files.source_url IS DISTINCT FROM EXCLUDED.source_url RETURNING id",
-                    (record.kind, record.procore_id, record.project_id, ref.url_field, ref.file_id,
-                     ref.version_id, ref.url, ref.size_bytes)).fetchone()
-                status = None if row else conn.execute(
-                    "SELECT status FROM record_files WHERE kind = %s AND procore_id = %s"
-                    " AND coalesce(project_id, 0) = coalesce(%s, 0) AND url_field = %s"
-                    " AND coalesce(procore_file_id, '') = %s AND coalesce(procore_version_id, '') = %s",
-                    (record.kind, record.procore_id, record.project_id, ref.url_field,
-                     ref.file_id, ref.version_id)).fetchone()
-                if row or (status and status[0] == "pending"):
+                if files.link_fetched(conn, record.kind, record.procore_id, record.project_id, ref):
                     jobs.append((keys.STREAM_FILES, FileJob(
                         kind=record.kind, procore_id=record.procore_id, project_id=record.project_id,
                         url_field=ref.url_field, url=ref.url, procore_file_id=ref.file_id,
