@@ -20,6 +20,7 @@ from eva00.fullsync import ledger
 from eva00.fullsync.run import RATE_WINDOW_S, FullSync, Run, floor_requests, run_errors
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.procore.http import netloc_of
+from eva00.replica import files
 
 
 def api_hosts(settings: Settings) -> frozenset[str]:
@@ -120,16 +121,8 @@ def _floors(conn: psycopg.Connection[Any], run: Run, kinds: dict[str, dict[str, 
 
 def _files(conn: psycopg.Connection[Any], run: Run, kinds: dict[str, dict[str, Any]],
            hosts: frozenset[str]) -> None:
-    through_api = [f"%://{host}/%" for host in sorted(hosts)] or ["-"]
-    for kind, count, done, pending, api_links, api_attempts, size, size_done in conn.execute(
-            "SELECT kind, count(*), count(*) FILTER (WHERE status = 'downloaded'),"
-            " count(*) FILTER (WHERE status = 'pending'),"
-            " count(*) FILTER (WHERE source_url LIKE ANY(%s)),"
-            " coalesce(sum(attempts) FILTER (WHERE source_url LIKE ANY(%s)), 0),"
-            " sum(expected_size_bytes), sum(expected_size_bytes) FILTER (WHERE status = 'downloaded')"
-            " FROM record_files WHERE kind = ANY(%s)"
-            " AND (%s::bigint[] IS NULL OR project_id IS NULL OR project_id = ANY(%s::bigint[]))"
-            " GROUP BY kind", (through_api, through_api, list(kinds), run.project_ids, run.project_ids)):
+    for kind, count, done, pending, api_links, api_attempts, size, size_done in files.progress_by_kind(
+            conn, list(kinds), run.project_ids, hosts):
         kinds[kind].update(files=count, files_done=done, files_pending=pending, file_floor=api_links,
                            file_requests=int(api_attempts),
                            files_failed=count - done - pending, bytes=int(size or 0),

@@ -28,6 +28,7 @@ from eva00.ops.streams_report import backlog_rows
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.procore.limiter import CLASSES
 from eva00.procore.metrics import Metrics
+from eva00.replica import files
 
 # How many poll intervals may pass before a kind is late (warning) or stale (critical).
 LATE_INTERVALS = 2.0
@@ -146,10 +147,8 @@ def read_errors_24h(conn: psycopg.Connection, now: datetime) -> dict[str, int]:
 
 def read_downloads(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
     result = {s: {"count": 0, "bytes": 0} for s in ("pending", "downloaded", "failed", "expired")}
-    for status, count, size in conn.execute(
-            "SELECT rf.status, count(*), coalesce(sum(coalesce(f.size_bytes, rf.expected_size_bytes)), 0)"
-            " FROM record_files rf LEFT JOIN files f ON f.sha256 = rf.sha256 GROUP BY 1"):
-        result[status] = {"count": int(count), "bytes": int(size)}
+    for status, (count, size) in files.totals_by_state(conn).items():
+        result[status] = {"count": count, "bytes": size}
     return result
 
 

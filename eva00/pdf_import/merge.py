@@ -3,7 +3,7 @@
 The differ calls ``adopt_imported`` for every RFI and submittal it is about to upsert. Imported
 rows of the same project whose number matches are soft-marked as superseded (``is_deleted``,
 ``deleted_at``, a ``superseded_by_api`` line in sync_log naming the real id): the API row,
-written under Procore's id by ``replica.upsert_records``, is then the only live row of the item,
+written under Procore's id by ``replica.records.upsert_records``, is then the only live row of the item,
 and the imported payload stays where the version triggers put it, in ``record_versions``. Rows
 are never re-keyed: the imported row's history stays under its synthetic id, the API's under the
 real id, and the sync_log line links the two.
@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from eva00 import replica
 from eva00.kinds import table_for
+from eva00.replica import synclog
 
 IMPORTED_KINDS = frozenset({"rfi", "submittal"})
 NUMERIC = re.compile(r"^[0-9][0-9.]*$")
@@ -63,7 +63,7 @@ def adopt_imported(conn: psycopg.Connection[Any], kind: str, project_id: int, nu
     ).format(table=sql.Identifier(table_for(kind))),
         {"kind": kind, "project_id": project_id, "number": number, "key": number_key(number)}).fetchall()
     if rows:
-        replica.insert_log(conn, [
+        synclog.insert_log(conn, [
             (kind, int(imported_id), project_id, "superseded_by_api", "ok", str(digest),
              {"procore_id": procore_id, "number": number, "imported_number": imported_number,
               "reason": "the API returned this item; its row under the real id wins"})

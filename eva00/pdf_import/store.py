@@ -1,7 +1,7 @@
 """Writing parsed PDFs into the replica: one transaction per file, ``source = 'pdf_import'``.
 
 A log's records become rows under synthetic negative ids (`ids.py`) through
-``replica.upsert_records``, so history, sync_log and idempotence work as for API records: the
+``replica.records.upsert_records``, so history, sync_log and idempotence work as for API records: the
 same file imported twice changes nothing the second time. The API wins: an item whose number a
 live API row of the project already has is skipped, and an imported row the API superseded
 (`merge.py`) is never brought back. A row's ``cover_sheet`` (from a cover-sheet import) is kept
@@ -24,11 +24,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from eva00 import replica
 from eva00.kinds import file_refs, table_for
 from eva00.messages import FileJob
 from eva00.pdf_import import ids, merge
 from eva00.pdf_import.links import LinkStatus, LinkVerdict
+from eva00.replica import files, synclog
+from eva00.replica.records import FetchedRecord, upsert_records
 
 SOURCE = "pdf_import"
 
@@ -61,8 +62,8 @@ def import_log(conn: psycopg.Connection[Any], parsed: Mapping[str, Any], project
                 summary.skipped_superseded += 1
             else:
                 payload = _payload(record, procore_id, name, previous[1] if previous else None)
-                fetched.append(replica.FetchedRecord(kind, procore_id, project_id, payload, now, SOURCE))
-        for outcome in replica.upsert_records(conn, fetched) if fetched else []:
+                fetched.append(FetchedRecord(kind, procore_id, project_id, payload, now, SOURCE))
+        for outcome in upsert_records(conn, fetched) if fetched else []:
             summary.outcomes[outcome.value] = summary.outcomes.get(outcome.value, 0) + 1
     return summary
 
@@ -104,8 +105,7 @@ def import_cover_sheet(conn: psycopg.Connection[Any], parsed: Mapping[str, Any],
             previous = _stored(conn, "submittal", project_id, [procore_id]).get(procore_id)
             base = previous[1] if previous else {**submittal, "_source": SOURCE, "_file": parsed["file"]}
             payload = {**base, "id": procore_id, "cover_sheet": sheet}
-            replica.upsert_records(conn, [replica.FetchedRecord("submittal", procore_id, project_id,
-                                                                payload, now, SOURCE)])
+            upsert_records(conn, [FetchedRecord("submittal", procore_id, project_id, payload, now, SOURCE)])
         jobs = _file_rows(conn, procore_id, project_id, sheet, verdicts)
         _log_links(conn, procore_id, project_id, parsed["file"], verdicts)
     return CoverSheetResult(procore_id, target, jobs)
@@ -145,19 +145,10 @@ def _file_rows(conn: psycopg.Connection[Any], procore_id: int, project_id: int,
         if verdict.status not in (LinkStatus.QUEUED, LinkStatus.EXPIRED):
             continue
         ref = refs[verdict.url]
-        status = "pending" if verdict.status is LinkStatus.QUEUED else "expired"
-        row = conn.execute(
-            "INSERT INTO record_files (kind, procore_id, project_id, url_field, procore_file_id,"
-            " procore_version_id, source_url, status, last_error) VALUES"
-            " ('submittal', %s, %s, %s, '', '', %s, %s, %s)"
-            " ON CONFLICT (kind, procore_id, (coalesce(project_id, 0)), url_field,"
-            " (coalesce(procore_file_id, '')), (coalesce(procore_version_id, ''))) DO UPDATE"
-            " SET source_url = EXCLUDED.source_url, last_error = EXCLUDED.last_error, updated_at = now(),"
-            " status = CASE WHEN record_files.status = 'downloaded' THEN record_files.status"
-            " ELSE EXCLUDED.status END RETURNING status",
-            (procore_id, project_id, ref.url_field, verdict.url, status,
-             verdict.reason if status == "expired" else None)).fetchone()
-        if row and row[0] == "pending":
+        state = files.FileState.PENDING if verdict.status is LinkStatus.QUEUED else files.FileState.EXPIRED
+        stored = files.link_imported(conn, "submittal", procore_id, project_id, ref.url_field, verdict.url,
+                                     state, verdict.reason if state is files.FileState.EXPIRED else None)
+        if stored is files.FileState.PENDING:
             jobs.append(FileJob(kind="submittal", procore_id=procore_id, project_id=project_id,
                                 url_field=ref.url_field, url=verdict.url, priority=ref.priority))
     return jobs
@@ -169,10 +160,10 @@ _LINK_ACTIONS = {LinkStatus.REFUSED: "link_refused", LinkStatus.EXPIRED: "link_e
 
 def _log_links(conn: psycopg.Connection[Any], procore_id: int, project_id: int, file_name: str,
                verdicts: Sequence[LinkVerdict]) -> None:
-    entries: list[replica.LogEntry] = [
+    entries: list[synclog.LogEntry] = [
         ("submittal", procore_id, project_id, _LINK_ACTIONS[v.status], v.status.value, None,
          {"url": v.redacted_url, "reason": v.reason, "name": v.name, "file": file_name,
           "attachment": v.index})
         for v in verdicts if v.status in _LINK_ACTIONS]
     if entries:
-        replica.insert_log(conn, entries)
+        synclog.insert_log(conn, entries)

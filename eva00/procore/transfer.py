@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import urljoin, urlsplit
@@ -24,16 +23,10 @@ import urllib3
 from eva00.procore.errors import ProcoreRequestFailed, UnsafeUrl, redact_url
 from eva00.procore.files import REDIRECTS, ContentRange, SignedUrlExpired, parse_content_range
 from eva00.procore.http import ProcoreClient, netloc_of
+from eva00.replica.files import FileState
 from eva00.replica.filestore import TMP_PREFIX, FileStore
 
 log = logging.getLogger(__name__)
-
-
-class LinkStatus(str, Enum):
-    PENDING = "pending"  # PENDING -> DOWNLOADED (stored) | FAILED (attempts used up)
-    DOWNLOADED = "downloaded"
-    FAILED = "failed"
-    EXPIRED = "expired"  # PENDING -> EXPIRED: the link is gone; a re-fetched record brings a new one
 
 
 # --- one transfer: redirects by hand, resume with Range + If-Range, SHA-256 while writing ---
@@ -45,7 +38,7 @@ class TransferFailed(Exception):
 class LinkUnusable(Exception):
     """The link can never work as it is (gone, expired after re-resolving, an unsafe redirect)."""
 
-    def __init__(self, message: str, status: LinkStatus) -> None:
+    def __init__(self, message: str, status: FileState) -> None:
         super().__init__(message)
         self.status = status
 
@@ -99,7 +92,7 @@ class Transfer:
             except SignedUrlExpired:
                 if fresh:
                     raise LinkUnusable(f"storage refused a freshly signed URL for {redact_url(url)}",
-                                       LinkStatus.EXPIRED) from None
+                                       FileState.EXPIRED) from None
                 log.info("signed URL of %s expired: re-resolving through %s", name, redact_url(url))
                 fresh = True
             except _StartOver:
@@ -108,9 +101,9 @@ class Transfer:
             except ProcoreRequestFailed as exc:
                 if exc.status in (403, 404, 410):
                     raise LinkUnusable(f"the link answered {exc.status}: {redact_url(url)}",
-                                       LinkStatus.EXPIRED) from None
+                                       FileState.EXPIRED) from None
                 if isinstance(exc, UnsafeUrl):
-                    raise LinkUnusable(str(exc), LinkStatus.FAILED) from None
+                    raise LinkUnusable(str(exc), FileState.FAILED) from None
                 raise TransferFailed(str(exc)) from None
         raise TransferFailed(f"{redact_url(url)} kept changing while it was downloaded")
 
@@ -163,12 +156,12 @@ class Transfer:
                 raise TransferFailed(f"redirect without Location from {redact_url(current)}")
             current = urljoin(current, location)
         raise LinkUnusable(f"more than {self.max_redirects} redirects from {redact_url(url)}",
-                           LinkStatus.FAILED)
+                           FileState.FAILED)
 
     def _storage_get(self, url: str, headers: dict[str, str]) -> requests.Response:
         parts = urlsplit(url)
         if parts.scheme != "https" and (parts.hostname or "").lower() not in self.plain_http_hosts:
-            raise LinkUnusable(f"refusing a non-https file host: {redact_url(url)}", LinkStatus.FAILED)
+            raise LinkUnusable(f"refusing a non-https file host: {redact_url(url)}", FileState.FAILED)
         try:
             # No Authorization here, ever: the token belongs to the Procore hosts alone.
             return self.session.get(url, headers=headers, stream=True, allow_redirects=False,
@@ -186,7 +179,7 @@ class Transfer:
             raise SignedUrlExpired(f"storage answered {status} for {redact_url(url)}", status=status,
                                    endpoint="storage")
         if status in (404, 410):
-            raise LinkUnusable(f"storage answered {status}: {redact_url(url)}", LinkStatus.EXPIRED)
+            raise LinkUnusable(f"storage answered {status}: {redact_url(url)}", FileState.EXPIRED)
         raise TransferFailed(f"the file answered {status}: {redact_url(url)}")
 
     @staticmethod

@@ -20,17 +20,18 @@ import psycopg
 import xxhash
 from psycopg import sql
 
-from eva00 import keys, replica
+from eva00 import keys
 from eva00.errors import Poison, Skip
 from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, file_refs
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
+from eva00.replica import cursors, deletes, files, synclog
+from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 from eva00.runtime.bus import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
 
-CHANGED = {replica.Outcome.INSERTED, replica.Outcome.UPDATED, replica.Outcome.RESTORED,
-           replica.Outcome.CONFLICT_OVERWRITTEN}
+CHANGED = {Outcome.INSERTED, Outcome.UPDATED, Outcome.RESTORED, Outcome.CONFLICT_OVERWRITTEN}
 # Kinds a PDF log import may have created before the API knew them.
 IMPORTABLE_KINDS = {"rfi", "submittal"}
 
@@ -58,17 +59,17 @@ class Differ:
         records = [self._record(page, item, fetched_at) for item in page.items]
         if page.kind in IMPORTABLE_KINDS:
             self._adopt_imports(conn, page.kind, records)
-        outcomes = replica.upsert_records(conn, records) if records else []
+        outcomes = upsert_records(conn, records) if records else []
         if page.list_hashes:
             self._remember_list_hashes(conn, page)
         for procore_id in page.deleted_ids:
-            replica.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
+            deletes.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         if page.deleted_ids:
-            replica.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
+            deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         for procore_id in page.missing_ids:
             self._confirm_missing(conn, page, procore_id, fetched_at)
         if page.missing_ids:
-            replica.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
+            deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
             conn.cursor().executemany(
                 "INSERT INTO reconcile_seen (poll_id, procore_id) VALUES (%s, %s)"
@@ -80,19 +81,19 @@ class Differ:
     # --- records ---
 
     @staticmethod
-    def _record(page: PageMessage, item: dict[str, Any], fetched_at: datetime) -> replica.FetchedRecord:
+    def _record(page: PageMessage, item: dict[str, Any], fetched_at: datetime) -> FetchedRecord:
         try:
             procore_id = int(item["id"])
         except (KeyError, TypeError, ValueError):
             raise Poison(f"{page.kind} record without a usable id on page {page.page}") from None
         project_id = None if page.kind == "project" else page.project_id
-        return replica.FetchedRecord(kind=page.kind, procore_id=procore_id, project_id=project_id,
-                                     payload=item, fetched_at=fetched_at,
-                                     source="webhook" if page.budget == "webhook" else "api")
+        return FetchedRecord(kind=page.kind, procore_id=procore_id, project_id=project_id,
+                             payload=item, fetched_at=fetched_at,
+                             source="webhook" if page.budget == "webhook" else "api")
 
     @staticmethod
     def _adopt_imports(conn: psycopg.Connection, kind: str,
-                       records: Sequence[replica.FetchedRecord]) -> None:
+                       records: Sequence[FetchedRecord]) -> None:
         """Let API records take over rows a PDF log import created (matched by project and number).
         One query finds the page's candidates, so pages without imports cost nothing more."""
         try:
@@ -129,7 +130,7 @@ class Differ:
             sql.Identifier(KIND_TABLE[page.kind]))
         row = conn.execute(query, (page.kind, procore_id, page.project_id)).fetchone()
         if row and row[0]:
-            replica.mark_deleted(conn, page.kind, page.project_id, procore_id, at)
+            deletes.mark_deleted(conn, page.kind, page.project_id, procore_id, at)
 
     # --- poll bookkeeping ---
 
@@ -163,11 +164,11 @@ class Differ:
             return  # finished by an earlier delivery
         self._clear_pending_marker(page)
         if not complete:
-            replica.log_sync(conn, page.kind, page.project_id, "poll_incomplete",
+            synclog.log_sync(conn, page.kind, page.project_id, "poll_incomplete",
                              {"poll_id": page.poll_id, "pages": pages_total})
             return
         if page.mode in (PollMode.INCREMENTAL, PollMode.FULL) and window_to is not None:
-            replica.advance_cursor(conn, page.kind, page.project_id, window_to)
+            cursors.advance_cursor(conn, page.kind, page.project_id, window_to)
         if page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from:
             # A full listing is complete by construction: what it did not list is gone upstream.
             self._reconcile(conn, page, at)
@@ -176,10 +177,10 @@ class Differ:
         seen = [int(r[0]) for r in conn.execute(
             "SELECT procore_id FROM reconcile_seen WHERE poll_id = %s", (page.poll_id,))]
         dates = (page.date_from, page.date_to or page.date_from) if page.date_from else None
-        result = replica.soft_delete_missing(conn, page.kind, page.project_id, seen,
+        result = deletes.soft_delete_missing(conn, page.kind, page.project_id, seen,
                                              max_ratio=self.mass_delete_ratio, at=at, date_range=dates,
                                              parent_id=page.parent_id)
-        replica.soft_delete_orphans(conn, page.kind, page.project_id, at)
+        deletes.soft_delete_orphans(conn, page.kind, page.project_id, at)
         if result.guard_tripped:
             from eva00.ops import alerts
 
@@ -200,38 +201,18 @@ class Differ:
     # --- downstream ---
 
     @staticmethod
-    def _ingest_events(records: Sequence[replica.FetchedRecord]) -> list[Outgoing]:
+    def _ingest_events(records: Sequence[FetchedRecord]) -> list[Outgoing]:
         return [(keys.STREAM_INGEST, IngestEvent(what="record", kind=r.kind, procore_id=r.procore_id,
                                                  project_id=r.project_id,
                                                  payload_hash=payload_hash(r.payload)))
                 for r in records]
 
     @staticmethod
-    def _file_jobs(conn: psycopg.Connection, records: Sequence[replica.FetchedRecord]) -> list[Outgoing]:
+    def _file_jobs(conn: psycopg.Connection, records: Sequence[FetchedRecord]) -> list[Outgoing]:
         jobs: list[Outgoing] = []
         for record in records:
             for ref in file_refs(record.kind, record.payload):
-                # A link already known keeps its state, except that a fresh URL re-arms one whose
-                # signed URL ran out (expired) and refreshes one still waiting (pending).
-                row = conn.execute(
-                    "INSERT INTO record_files (kind, procore_id, project_id, url_field, procore_file_id,"
-                    " procore_version_id, source_url, expected_size_bytes) VALUES"
-                    " (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (kind, procore_id,"
-                    " (coalesce(project_id, 0)), url_field, (coalesce(procore_file_id, '')),"
-                    " (coalesce(procore_version_id, ''))) DO UPDATE SET source_url = EXCLUDED.source_url,"
-                    " status = 'pending', attempts = CASE WHEN record_files.status = 'expired' THEN 0"
-                    " ELSE record_files.attempts END,"
-                    " updated_at = now() WHERE record_files.status IN ('pending', 'expired')"
-                    " AND record_files.source_url IS DISTINCT FROM EXCLUDED.source_url RETURNING id",
-                    (record.kind, record.procore_id, record.project_id, ref.url_field, ref.file_id,
-                     ref.version_id, ref.url, ref.size_bytes)).fetchone()
-                status = None if row else conn.execute(
-                    "SELECT status FROM record_files WHERE kind = %s AND procore_id = %s"
-                    " AND coalesce(project_id, 0) = coalesce(%s, 0) AND url_field = %s"
-                    " AND coalesce(procore_file_id, '') = %s AND coalesce(procore_version_id, '') = %s",
-                    (record.kind, record.procore_id, record.project_id, ref.url_field,
-                     ref.file_id, ref.version_id)).fetchone()
-                if row or (status and status[0] == "pending"):
+                if files.link_fetched(conn, record.kind, record.procore_id, record.project_id, ref):
                     jobs.append((keys.STREAM_FILES, FileJob(
                         kind=record.kind, procore_id=record.procore_id, project_id=record.project_id,
                         url_field=ref.url_field, url=ref.url, procore_file_id=ref.file_id,

@@ -24,7 +24,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -40,11 +39,12 @@ from eva00.ops.alerts import raise_alert, resolve_alert
 from eva00.procore.errors import ProcoreUnavailable
 from eva00.procore.transfer import (
     Fetched,
-    LinkStatus,
     LinkUnusable,
     Transfer,
     TransferFailed,
 )
+from eva00.replica import files
+from eva00.replica.files import FileState, LinkRow
 from eva00.replica.filestore import DiskLow, FileStore
 from eva00.runtime.bus import Delivery, Outgoing, owed_entries
 
@@ -170,14 +170,6 @@ class DiskGuard:
 
 # --- the stage handler ---
 
-@dataclass(frozen=True)
-class LinkRow:
-    id: int
-    status: str
-    sha256: str | None
-    attempts: int
-
-
 class Downloader:
     def __init__(self, transfer: Transfer, store: FileStore, slots: DownloadSlots, guard: DiskGuard, *,
                  max_attempts: int = 5, budget: str = "scheduled", holder: str | None = None) -> None:
@@ -192,13 +184,13 @@ class Downloader:
             raise Poison(f"the downloader takes file jobs, not {message.TYPE}")
         if delivery.stream == keys.STREAM_FILES:
             return [(priority_stream(message.priority), message)]
-        row = _lock_row(conn, message)
+        row = files.lock_link(conn, message)
         if row is None:
             raise Skip(f"{message.kind} {message.procore_id} {message.url_field}: no pending link"
                        " (unknown, or another downloader holds it)")
-        if row.status == LinkStatus.DOWNLOADED and row.sha256:
+        if row.status == FileState.DOWNLOADED and row.sha256:
             return announce(conn, message, row.sha256)
-        if row.status != LinkStatus.PENDING:
+        if row.status != FileState.PENDING:
             raise Skip(f"link {row.id} is {row.status}")
         return self._download(conn, row, message)
 
@@ -214,7 +206,7 @@ class Downloader:
             if final:
                 self.transfer.forget(name, drop_temp=True)
             log.warning("link %d: attempt %d failed: %s", row.id, row.attempts + 1, exc)
-            return self._finish(conn, row, LinkStatus.FAILED if final else LinkStatus.PENDING, str(exc))
+            return self._finish(conn, row, FileState.FAILED if final else FileState.PENDING, str(exc))
         return self._record(conn, row, job, fetched)
 
     def _fetch_with_space(self, job: FileJob, name: str) -> Fetched:
@@ -250,12 +242,9 @@ class Downloader:
         stored = self.store.commit_hashed(fetched.temp, fetched.sha256, fetched.size_bytes)
         self.transfer.forget(fetched.name)
         content_type = fetched.content_type or sniff_content_type(stored.path)
-        conn.execute("INSERT INTO files (sha256, size_bytes, content_type, storage_path)"
-                     " VALUES (%s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
-                     (stored.sha256, stored.size_bytes, content_type,
-                      str(stored.path.relative_to(self.store.root.parent))))
-        conn.execute("UPDATE record_files SET status = 'downloaded', sha256 = %s, attempts = attempts + 1,"
-                     " last_error = NULL, updated_at = now() WHERE id = %s", (stored.sha256, row.id))
+        files.add_file(conn, stored.sha256, stored.size_bytes, content_type,
+                       str(stored.path.relative_to(self.store.root.parent)))
+        files.mark_downloaded(conn, row.id, stored.sha256)
         if job.expected_size_bytes is not None and job.expected_size_bytes != stored.size_bytes:
             log.info("link %d: %d bytes, the record said %d", row.id, stored.size_bytes,
                      job.expected_size_bytes)
@@ -265,35 +254,17 @@ class Downloader:
         return announce(conn, job, stored.sha256)
 
     @staticmethod
-    def _finish(conn: psycopg.Connection, row: LinkRow, status: LinkStatus, error: str) -> Sequence[Outgoing]:
-        conn.execute("UPDATE record_files SET status = %s, attempts = attempts + 1, last_error = %s,"
-                     " updated_at = now() WHERE id = %s", (status.value, error[:2000], row.id))
-        if status is not LinkStatus.PENDING:
+    def _finish(conn: psycopg.Connection, row: LinkRow, status: FileState, error: str) -> Sequence[Outgoing]:
+        files.record_attempt(conn, row.id, status, error)
+        if status is not FileState.PENDING:
             log.warning("link %d is %s: %s", row.id, status.value, error)
         return []
-
-
-def _lock_row(conn: psycopg.Connection, job: FileJob) -> LinkRow | None:
-    found = conn.execute(
-        "SELECT id, status, sha256, attempts FROM record_files WHERE kind = %s AND procore_id = %s"
-        " AND coalesce(project_id, 0) = coalesce(%s, 0) AND url_field = %s"
-        " AND coalesce(procore_file_id, '') = %s AND coalesce(procore_version_id, '') = %s"
-        " FOR UPDATE SKIP LOCKED",
-        (job.kind, job.procore_id, job.project_id, job.url_field, job.procore_file_id,
-         job.procore_version_id)).fetchone()
-    return LinkRow(*found) if found else None
 
 
 def announce(conn: psycopg.Connection, job: FileJob, sha256: str) -> list[Outgoing]:
     """What a stored link forwards, decided from committed rows so a redelivery forwards the same:
     the ingest event, and jobs for the derived data the file does not have yet."""
-    found = conn.execute(
-        "SELECT f.size_bytes, coalesce(f.content_type, ''),"
-        " EXISTS (SELECT 1 FROM thumbnails t WHERE t.source_sha256 = f.sha256)"
-        "  OR EXISTS (SELECT 1 FROM file_quarantine q WHERE q.sha256 = f.sha256 AND q.stage = 'thumbnails'),"
-        " EXISTS (SELECT 1 FROM file_texts x WHERE x.sha256 = f.sha256)"
-        "  OR EXISTS (SELECT 1 FROM file_quarantine q WHERE q.sha256 = f.sha256 AND q.stage = 'text')"
-        " FROM files f WHERE f.sha256 = %s", (sha256,)).fetchone()
+    found = files.stored_file(conn, sha256)
     event = IngestEvent(what="file", kind=job.kind, procore_id=job.procore_id, project_id=job.project_id,
                         sha256=sha256)
     out: list[Outgoing] = [(keys.STREAM_INGEST, event)]
@@ -330,17 +301,9 @@ def requeue_pending(conn: psycopg.Connection, client: redis.Redis, older_than_s:
     double a job and a crash in between only delays it."""
     queued = _queued_links(client)
     with conn.transaction():
-        candidates = conn.execute(
-            "SELECT id, kind, procore_id, project_id, url_field, coalesce(procore_file_id, ''),"
-            " coalesce(procore_version_id, '') FROM record_files WHERE status = 'pending'"
-            " AND updated_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s"
-            " FOR UPDATE SKIP LOCKED", (older_than_s, limit)).fetchall()
-        lost = [row[0] for row in candidates if tuple(row[1:]) not in queued]
-        rows = conn.execute(
-            "UPDATE record_files SET updated_at = now() WHERE id = ANY(%s)"
-            " RETURNING kind, procore_id, project_id, url_field, coalesce(procore_file_id, ''),"
-            " coalesce(procore_version_id, ''), coalesce(source_url, ''), expected_size_bytes",
-            (lost,)).fetchall() if lost else []
+        candidates = files.stale_pending(conn, older_than_s, limit)
+        lost = [link_id for link_id, identity in candidates if identity not in queued]
+        rows = files.touch_links(conn, lost)
     pipe = client.pipeline(transaction=False)
     for kind, procore_id, project_id, url_field, file_id, version_id, url, size in rows:
         job = FileJob(kind=kind, procore_id=procore_id, project_id=project_id, url_field=url_field, url=url,

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import redis
 
-from eva00 import keys, replica
+from eva00 import keys
 from eva00.config import Settings
 from eva00.errors import Poison
 from eva00.fullsync import ledger
@@ -35,6 +35,7 @@ from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
 from eva00.procore.http import ProcoreClient
 from eva00.procore.paging import Page, Window, page_params, parse_page
+from eva00.replica import cursors, synclog
 from eva00.runtime.bus import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class Fetcher:
         if mode == PollMode.INCREMENTAL and spec.supports_updated_at:
             server_now = self.server_now()
             window_to = iso(server_now - timedelta(seconds=self.settings.poll_safety_margin_s))
-            cursor = replica.read_cursor(conn, job.kind, job.project_id)
+            cursor = cursors.read_cursor(conn, job.kind, job.project_id)
             if cursor is not None:
                 window_from = iso(cursor - timedelta(seconds=self.settings.poll_lookback_s))
             else:
@@ -173,7 +174,7 @@ class Fetcher:
     def _plan_date_windows(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
         """Daily logs have no updated_at filter: recent days each poll, the whole history once."""
         today = self.server_now().date()
-        sweep = job.mode in (PollMode.FULL, PollMode.RECONCILE) or replica.read_cursor(
+        sweep = job.mode in (PollMode.FULL, PollMode.RECONCILE) or cursors.read_cursor(
             conn, job.kind, job.project_id) is None
         first = self._project_start(conn, job.project_id, today) if sweep else today - timedelta(
             days=RECENT_DAYS - 1)
@@ -385,14 +386,14 @@ class Fetcher:
         if exc.status == 404 and job.parent_id is not None and spec.parent_kind:
             # The parent (a drawing area) was deleted since it was listed: not a refusal. A
             # reconciliation of the parents establishes the delete, and its children follow it.
-            replica.log_sync(conn, job.kind, job.project_id, "parent_gone",
+            synclog.log_sync(conn, job.kind, job.project_id, "parent_gone",
                              {"parent_kind": spec.parent_kind, "parent_id": job.parent_id})
             self._release(job)
             return [(keys.STREAM_SYNC_PRIORITY, PollJob(
                 kind=spec.parent_kind, project_id=job.project_id, mode=PollMode.RECONCILE,
                 budget=job.budget, reason=f"parent-gone:{job.kind}", requested_at=time.time()))]
         self._stats.refused = f"{exc.status}: {str(exc)[:200]}"
-        replica.log_sync(conn, job.kind, job.project_id, "fetch_refused",
+        synclog.log_sync(conn, job.kind, job.project_id, "fetch_refused",
                          {"status": exc.status, "error": str(exc)[:300], "poll_id": job.poll_id},
                          result="failed")
         if exc.status == 403 and job.project_id is not None:

@@ -20,6 +20,7 @@ import pymupdf
 
 from eva00.errors import Poison, Skip
 from eva00.messages import Message, StoredFileJob
+from eva00.replica import files
 from eva00.replica.filestore import FileStore
 from eva00.runtime.bus import Delivery, Outgoing
 
@@ -105,9 +106,8 @@ class Thumbnailer:
         with handle:
             handle.write(png)
         stored = self.store.commit_hashed(temp, hashlib.sha256(png).hexdigest(), len(png))
-        conn.execute("INSERT INTO files (sha256, size_bytes, content_type, storage_path)"
-                     " VALUES (%s, %s, 'image/png', %s) ON CONFLICT (sha256) DO NOTHING",
-                     (stored.sha256, stored.size_bytes, str(stored.path.relative_to(self.store.root.parent))))
+        files.add_file(conn, stored.sha256, stored.size_bytes, "image/png",
+                       str(stored.path.relative_to(self.store.root.parent)))
         conn.execute("INSERT INTO thumbnails (source_sha256, variant, thumbnail_sha256) VALUES (%s, %s, %s)"
                      " ON CONFLICT (source_sha256, variant) DO NOTHING",
                      (source_sha256, VARIANT, stored.sha256))

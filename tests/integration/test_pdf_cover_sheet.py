@@ -13,10 +13,11 @@ import psycopg
 import pytest
 import redis
 
-from eva00 import keys, messages, replica
+from eva00 import keys, messages
+from eva00.cli import pdf_import as cli
 from eva00.config import Settings
 from eva00.messages import FileJob
-from eva00.pdf_import import cli
+from eva00.replica.records import FetchedRecord, upsert_records
 from tests import pdf_fixtures as fx
 
 PROJECT = 1001
@@ -110,7 +111,7 @@ def test_links_of_a_submittal_the_api_already_has_attach_to_its_real_id(
     path, item = sheet(tmp_path, storage, canary)
     api = {"id": 31337, "number": item.number, "title": "API", "updated_at": "2026-11-01T00:00:00Z"}
     with conn.transaction():
-        replica.upsert_records(conn, [replica.FetchedRecord("submittal", 31337, PROJECT, api, NOW)])
+        upsert_records(conn, [FetchedRecord("submittal", 31337, PROJECT, api, NOW)])
     assert run(settings, storage, "cover-sheet", path, "--project", PROJECT) == 0
     assert {j.procore_id for j in file_jobs(redis_client)} == {31337}
     assert conn.execute("SELECT procore_id, payload FROM submittals").fetchall() == [(31337, api)]

@@ -12,12 +12,14 @@ import orjson
 import psycopg
 import pytest
 
-from eva00 import replica
+from eva00.cli import pdf_import as cli
 from eva00.config import Settings
 from eva00.messages import PageMessage, PollMode
-from eva00.pdf_import import cli, store
+from eva00.pdf_import import store
 from eva00.pdf_import.ids import assign_ids
 from eva00.pdf_import.merge import adopt_imported
+from eva00.replica import deletes
+from eva00.replica.records import FetchedRecord, upsert_records
 from eva00.stages.differ import Differ
 from tests import pdf_fixtures as fx
 
@@ -119,13 +121,13 @@ def test_a_dry_run_parses_and_prints_json_but_writes_nothing(
 
 def test_a_file_is_written_in_one_transaction(settings: Settings, conn: psycopg.Connection[Any],
                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = replica.upsert_records
+    real = store.upsert_records
 
     def write_then_fail(connection: psycopg.Connection[Any], records: Any) -> Any:
         real(connection, records)
         raise RuntimeError("the database went away after the rows were written")
 
-    monkeypatch.setattr(replica, "upsert_records", write_then_fail)
+    monkeypatch.setattr(store, "upsert_records", write_then_fail)
     fx.write_rfi_log(tmp_path / "rfis.pdf", fx.make_rfis(10))
     with pytest.raises(RuntimeError):
         run(settings, "rfi-log", tmp_path / "rfis.pdf", "--project", PROJECT)
@@ -152,9 +154,9 @@ def sync_from_api(conn: psycopg.Connection[Any], items: list[dict[str, Any]]) ->
     with conn.transaction():
         for item in items:
             adopt_imported(conn, "rfi", PROJECT, item["number"], item["id"])
-        replica.upsert_records(conn, [replica.FetchedRecord("rfi", item["id"], PROJECT, item,
-                                                            datetime(2026, 11, 2, 10, tzinfo=UTC))
-                                      for item in items])
+        upsert_records(conn, [FetchedRecord("rfi", item["id"], PROJECT, item,
+                                            datetime(2026, 11, 2, 10, tzinfo=UTC))
+                              for item in items])
 
 
 def live(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -206,7 +208,7 @@ def test_an_item_superseded_by_the_api_is_not_brought_back_once_the_api_row_is_g
     assert run(settings, "rfi-log", tmp_path / "rfis.pdf", "--project", PROJECT) == 0
     sync_from_api(conn, [api_rfi(8001, "1")])
     with conn.transaction():
-        replica.mark_deleted(conn, "rfi", PROJECT, 8001, datetime(2026, 11, 3, tzinfo=UTC))
+        deletes.mark_deleted(conn, "rfi", PROJECT, 8001, datetime(2026, 11, 3, tzinfo=UTC))
     assert run(settings, "rfi-log", tmp_path / "rfis.pdf", "--project", PROJECT) == 0
     assert [n for _, n, _ in live(conn)] == ["2"]
 

@@ -1,6 +1,7 @@
-"""eva00/replica.py against real PostgreSQL: every outcome leaves exactly the rows, history and
-sync_log entries it should; re-applying changes nothing; reconciliation soft-deletes only within
-its guard; cursors never move back; bad input writes nothing; concurrent differs converge."""
+"""eva00/replica's records, deletes and cursors against real PostgreSQL: every outcome leaves
+exactly the rows, history and sync_log entries it should; re-applying changes nothing;
+reconciliation soft-deletes only within its guard; cursors never move back; bad input writes
+nothing; concurrent differs converge."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from eva00 import replica
 from eva00.hashing import payload_hash
-from eva00.replica import FetchedRecord, Outcome
+from eva00.replica import cursors, deletes
+from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -39,7 +40,7 @@ def _rfi(rfi_id: int, subject: str = "Beam size", *, fetched_at: datetime = T0,
 
 
 def _upsert(conn: psycopg.Connection[Any], *records: FetchedRecord) -> list[Outcome]:
-    outcomes = replica.upsert_records(conn, records)
+    outcomes = upsert_records(conn, records)
     conn.commit()
     return outcomes
 
@@ -139,7 +140,7 @@ def test_on_a_tie_of_fetch_times_the_newer_updated_at_wins(conn: psycopg.Connect
 def test_a_soft_deleted_record_that_reappears_is_restored(conn: psycopg.Connection[Any]) -> None:
     record = _rfi(1)
     _upsert(conn, record)
-    assert replica.mark_deleted(conn, "rfi", PROJECT, 1, T0 + HOUR) is True
+    assert deletes.mark_deleted(conn, "rfi", PROJECT, 1, T0 + HOUR) is True
     conn.commit()
     assert _upsert(conn, _rfi(1, fetched_at=T0 + 2 * HOUR)) == [Outcome.RESTORED]
     row = _row(conn)
@@ -150,7 +151,7 @@ def test_a_soft_deleted_record_that_reappears_is_restored(conn: psycopg.Connecti
 
 def test_a_fetch_from_before_the_delete_does_not_restore(conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, _rfi(1))
-    replica.mark_deleted(conn, "rfi", PROJECT, 1, T0 + 2 * HOUR)
+    deletes.mark_deleted(conn, "rfi", PROJECT, 1, T0 + 2 * HOUR)
     conn.commit()
     late = _rfi(1, "Edited before the delete", fetched_at=T0 + HOUR)
     assert _upsert(conn, late) == [Outcome.STALE]
@@ -170,7 +171,7 @@ def test_a_newer_fetch_of_the_same_payload_stops_an_older_fetch_arriving_later(
 
 def test_a_fetch_that_finds_the_record_answers_a_pending_delete(conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, _rfi(1))
-    assert replica.mark_delete_pending(conn, "rfi", PROJECT, 1) is True
+    assert deletes.mark_delete_pending(conn, "rfi", PROJECT, 1) is True
     conn.commit()
     assert _row(conn)["delete_pending"] is True
     assert _upsert(conn, _rfi(1, fetched_at=T0 + HOUR)) == [Outcome.UNCHANGED]
@@ -226,7 +227,7 @@ def _bad(**changes: Any) -> FetchedRecord:
 def test_a_bad_record_is_rejected_and_nothing_of_its_batch_is_written(
         conn: psycopg.Connection[Any], record: FetchedRecord, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        replica.upsert_records(conn, [_rfi(1), record])
+        upsert_records(conn, [_rfi(1), record])
     conn.commit()
     counts = conn.execute("SELECT (SELECT count(*) FROM replica_records),"
                           " (SELECT count(*) FROM record_versions), (SELECT count(*) FROM sync_log)")
@@ -241,10 +242,10 @@ def _live_ids(conn: psycopg.Connection[Any]) -> list[int]:
 
 def test_reconciliation_soft_deletes_rows_the_listing_did_not_show(conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, *[_rfi(i) for i in range(1, 21)])
-    result = replica.soft_delete_missing(conn, "rfi", PROJECT, set(range(1, 21)) - {4, 9},
+    result = deletes.soft_delete_missing(conn, "rfi", PROJECT, set(range(1, 21)) - {4, 9},
                                          max_ratio=0.10, at=T0 + HOUR)
     conn.commit()
-    assert result == replica.DeleteResult(live=20, would_delete=2, deleted=2, guard_tripped=False)
+    assert result == deletes.DeleteResult(live=20, would_delete=2, deleted=2, guard_tripped=False)
     assert _live_ids(conn) == [i for i in range(1, 21) if i not in (4, 9)]
     assert conn.execute("SELECT count(*) FROM rfis").fetchone() == (20,)  # soft, never hard
     assert [entry[1:5] for entry in _log(conn)[20:]] == [
@@ -261,7 +262,7 @@ def test_reconciliation_soft_deletes_rows_the_listing_did_not_show(conn: psycopg
 def test_the_mass_delete_guard_deletes_nothing_when_it_trips(
         conn: psycopg.Connection[Any], live: int, seen: int, tripped: bool) -> None:
     _upsert(conn, *[_rfi(i) for i in range(1, live + 1)])
-    result = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, seen + 1), max_ratio=0.10,
+    result = deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, seen + 1), max_ratio=0.10,
                                          at=T0 + HOUR)
     conn.commit()
     assert (result.guard_tripped, result.would_delete, result.live) == (tripped, live - seen, live)
@@ -275,13 +276,13 @@ def test_the_mass_delete_guard_deletes_nothing_when_it_trips(
 def test_rows_a_tripped_guard_held_are_deleted_by_the_next_listing_that_still_misses_them(
         conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, *[_rfi(i) for i in range(1, 11)])
-    first = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR)
+    first = deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR)
     assert (first.guard_tripped, first.deleted, first.held) == (True, 0, 2)
     # rfi 9 reappears in the next listing (it was never gone); rfi 10 is missing again
-    second = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 10), max_ratio=0.10,
+    second = deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, 10), max_ratio=0.10,
                                          at=T0 + 2 * HOUR)
     conn.commit()
-    assert second == replica.DeleteResult(live=10, would_delete=1, deleted=1, guard_tripped=False)
+    assert second == deletes.DeleteResult(live=10, would_delete=1, deleted=1, guard_tripped=False)
     assert _live_ids(conn) == list(range(1, 10))
     reasons = conn.execute("SELECT procore_id, detail->>'reason' FROM sync_log WHERE action = 'soft_delete'"
                            " AND result = 'ok'").fetchall()
@@ -291,9 +292,9 @@ def test_rows_a_tripped_guard_held_are_deleted_by_the_next_listing_that_still_mi
 def test_a_second_listing_confirms_held_rows_even_while_fresh_ones_trip_the_guard_again(
         conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, *[_rfi(i) for i in range(1, 21)])
-    replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 18), max_ratio=0.10, at=T0 + HOUR)
+    deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, 18), max_ratio=0.10, at=T0 + HOUR)
     # 18..20 held; now 15..17 go missing too: those three are new and held, the held ones go
-    second = replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 15), max_ratio=0.10,
+    second = deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, 15), max_ratio=0.10,
                                          at=T0 + 2 * HOUR)
     conn.commit()
     assert (second.guard_tripped, second.deleted, second.held) == (True, 3, 3)
@@ -304,9 +305,9 @@ def test_a_second_listing_confirms_held_rows_even_while_fresh_ones_trip_the_guar
 
 def test_a_held_row_seen_alive_again_is_no_longer_pending(conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, *[_rfi(i) for i in range(1, 11)])
-    replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR)
+    deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR)
     _upsert(conn, _rfi(9, fetched_at=T0 + 2 * HOUR), _rfi(10, fetched_at=T0 + 2 * HOUR))
-    replica.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR + HOUR / 2)
+    deletes.soft_delete_missing(conn, "rfi", PROJECT, range(1, 9), max_ratio=0.10, at=T0 + HOUR + HOUR / 2)
     conn.commit()
     assert _live_ids(conn) == list(range(1, 11))
     assert conn.execute("SELECT count(*) FROM rfis WHERE delete_pending").fetchone() == (0,)
@@ -314,14 +315,14 @@ def test_a_held_row_seen_alive_again_is_no_longer_pending(conn: psycopg.Connecti
 
 def test_reconciliation_spares_rows_fetched_after_its_listing(conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, _rfi(1), _rfi(2, fetched_at=T0 + 2 * HOUR))
-    result = replica.soft_delete_missing(conn, "rfi", PROJECT, [], max_ratio=1.0, at=T0 + HOUR)
+    result = deletes.soft_delete_missing(conn, "rfi", PROJECT, [], max_ratio=1.0, at=T0 + HOUR)
     conn.commit()
     assert (result.deleted, _live_ids(conn)) == (1, [2])
 
 
 def test_reconciliation_touches_only_its_kind_and_project(conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, _rfi(1), _rfi(2, project_id=8))
-    replica.soft_delete_missing(conn, "rfi", 8, [], max_ratio=1.0, at=T0 + HOUR)
+    deletes.soft_delete_missing(conn, "rfi", 8, [], max_ratio=1.0, at=T0 + HOUR)
     conn.commit()
     assert _live_ids(conn) == [1]
 
@@ -329,12 +330,12 @@ def test_reconciliation_touches_only_its_kind_and_project(conn: psycopg.Connecti
 def test_a_delete_signal_older_than_a_fetch_that_saw_the_record_is_ignored(
         conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, _rfi(1, fetched_at=T0 + 2 * HOUR))
-    assert replica.mark_deleted(conn, "rfi", PROJECT, 1, T0 + HOUR) is False
-    assert replica.mark_deleted(conn, "rfi", PROJECT, 404, T0 + HOUR) is False
+    assert deletes.mark_deleted(conn, "rfi", PROJECT, 1, T0 + HOUR) is False
+    assert deletes.mark_deleted(conn, "rfi", PROJECT, 404, T0 + HOUR) is False
     conn.commit()
     assert _row(conn)["is_deleted"] is False
-    assert replica.mark_deleted(conn, "rfi", PROJECT, 1, T0 + 3 * HOUR) is True
-    assert replica.mark_deleted(conn, "rfi", PROJECT, 1, T0 + 3 * HOUR) is False  # already deleted
+    assert deletes.mark_deleted(conn, "rfi", PROJECT, 1, T0 + 3 * HOUR) is True
+    assert deletes.mark_deleted(conn, "rfi", PROJECT, 1, T0 + 3 * HOUR) is False  # already deleted
     conn.commit()
     assert (_row(conn)["is_deleted"], _row(conn)["deleted_at"]) == (True, T0 + 3 * HOUR)
 
@@ -342,14 +343,14 @@ def test_a_delete_signal_older_than_a_fetch_that_saw_the_record_is_ignored(
 # --- cursors ---
 
 def test_the_cursor_never_moves_backwards(conn: psycopg.Connection[Any]) -> None:
-    assert replica.read_cursor(conn, "rfi", PROJECT) is None
-    assert replica.advance_cursor(conn, "rfi", PROJECT, T0 + HOUR) == T0 + HOUR
-    assert replica.advance_cursor(conn, "rfi", PROJECT, T0) == T0 + HOUR
-    assert replica.advance_cursor(conn, "project", None, T0) == T0
-    assert replica.advance_cursor(conn, "rfi", 8, T0) == T0
+    assert cursors.read_cursor(conn, "rfi", PROJECT) is None
+    assert cursors.advance_cursor(conn, "rfi", PROJECT, T0 + HOUR) == T0 + HOUR
+    assert cursors.advance_cursor(conn, "rfi", PROJECT, T0) == T0 + HOUR
+    assert cursors.advance_cursor(conn, "project", None, T0) == T0
+    assert cursors.advance_cursor(conn, "rfi", 8, T0) == T0
     conn.commit()
-    assert replica.read_cursor(conn, "rfi", PROJECT) == T0 + HOUR
-    assert replica.advance_cursor(conn, "rfi", PROJECT, T0 + 2 * HOUR) == T0 + 2 * HOUR
+    assert cursors.read_cursor(conn, "rfi", PROJECT) == T0 + HOUR
+    assert cursors.advance_cursor(conn, "rfi", PROJECT, T0 + 2 * HOUR) == T0 + 2 * HOUR
     assert conn.execute("SELECT count(*) FROM sync_cursors").fetchone() == (3,)
 
 
@@ -369,12 +370,12 @@ def _wait_for_a_blocked_backend(conn: psycopg.Connection[Any], timeout_s: float 
 def test_a_differ_waits_for_one_holding_the_row_and_decides_on_what_it_committed(
         database_url: str, conn: psycopg.Connection[Any]) -> None:
     _upsert(conn, _rfi(1, "Old"))
-    assert replica.upsert_records(conn, [_rfi(1, "Newest", fetched_at=T0 + 2 * HOUR)]) == [Outcome.UPDATED]
+    assert upsert_records(conn, [_rfi(1, "Newest", fetched_at=T0 + 2 * HOUR)]) == [Outcome.UPDATED]
     outcomes: list[Outcome] = []
 
     def second_differ() -> None:
         with psycopg.connect(database_url) as other:
-            outcomes.extend(replica.upsert_records(other, [_rfi(1, "Middle", fetched_at=T0 + HOUR)]))
+            outcomes.extend(upsert_records(other, [_rfi(1, "Middle", fetched_at=T0 + HOUR)]))
             other.commit()
 
     thread = threading.Thread(target=second_differ)
@@ -403,7 +404,7 @@ def test_concurrent_differs_on_the_same_rows_converge_on_the_latest_fetch(databa
                 start.wait()
                 for fetched_at in shuffled.sample(ages, len(ages)):
                     page = [_rfi(i, f"v{fetched_at.hour}", fetched_at=fetched_at) for i in ids]
-                    replica.upsert_records(connection, shuffled.sample(page, len(page)))
+                    upsert_records(connection, shuffled.sample(page, len(page)))
                     connection.commit()
         except BaseException as exc:  # asserted below, in the test's thread
             errors.append(exc)
@@ -436,11 +437,11 @@ def test_a_listing_of_one_parent_deletes_only_that_parents_missing_children(
                 for i in range(1, 7)]
     _upsert(conn, *drawings)
     # area 101 holds 1, 3, 5 and now lists only 1 and 5; area 100's drawings are not its business
-    result = replica.soft_delete_missing(conn, "drawing", PROJECT, [1, 5], max_ratio=0.5, at=T0 + HOUR,
+    result = deletes.soft_delete_missing(conn, "drawing", PROJECT, [1, 5], max_ratio=0.5, at=T0 + HOUR,
                                          parent_id=101)
     conn.commit()
     assert (result.live, result.deleted) == (3, 1)
     live = [r[0] for r in conn.execute("SELECT procore_id FROM drawings WHERE NOT is_deleted ORDER BY 1")]
     assert live == [1, 2, 4, 5, 6]
     with pytest.raises(ValueError, match="not listed per parent"):
-        replica.soft_delete_missing(conn, "rfi", PROJECT, [], max_ratio=0.5, at=T0 + HOUR, parent_id=1)
+        deletes.soft_delete_missing(conn, "rfi", PROJECT, [], max_ratio=0.5, at=T0 + HOUR, parent_id=1)

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from eva00.kinds import COMPANY_LEVEL_KINDS, ENTITY_TABLES, KIND_TABLE
 from eva00.ops import alerts
+from eva00.replica.files import FileState
 from eva00.runtime import db
 from tests.conftest import Stack
 
@@ -261,6 +262,17 @@ def test_the_kind_check_rejects_every_kind_of_another_table(conn: psycopg.Connec
                                  " fetched_at, source) VALUES (%s, 1, '{{}}', 'h', now(), 'api')"
                                  ).format(sql.Identifier(table)), (kind,))
     assert _count(conn, table) == 0
+
+
+
+def test_the_record_files_status_column_accepts_exactly_the_file_states(
+        conn: psycopg.Connection[Any]) -> None:
+    for state in FileState:
+        conn.execute("INSERT INTO record_files (kind, procore_id, url_field, status)"
+                     " VALUES ('project', 1, %s, %s)", (state.value, state.value))
+    with pytest.raises(psycopg.errors.CheckViolation, match="record_files_status_check"):
+        conn.execute("INSERT INTO record_files (kind, procore_id, url_field, status)"
+                     " VALUES ('project', 1, 'other', 'downloading')")
 
 
 # --- alerts ---

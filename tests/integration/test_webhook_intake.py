@@ -15,11 +15,12 @@ import pytest
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00 import keys, replica
+from eva00 import keys
 from eva00.config import SIM_COMPANY_ID, Settings
 from eva00.messages import PollJob, decode
 from eva00.ops.localstack import free_port
-from eva00.replica import FetchedRecord
+from eva00.replica import deletes
+from eva00.replica.records import FetchedRecord, upsert_records
 from eva00.webhooks.events import parse
 from eva00.webhooks.intake import Intake, Unavailable, debounce_key
 from eva00.webhooks.options import WebhookOptions
@@ -42,14 +43,14 @@ def event(resource_id: int = 54321, *, event_type: str = "update", resource_name
 def pool(settings: Settings) -> Iterator[ConnectionPool]:
     with ConnectionPool(settings.effective_database_url, min_size=1, max_size=10, open=True) as p:
         with p.connection() as conn:
-            replica.upsert_records(conn, [
+            upsert_records(conn, [
                 FetchedRecord("project", PROJECT, None, {"id": PROJECT, "name": "Tower"},
                               FETCHED, "api"),
                 FetchedRecord("project", 1357, None, {"id": 1357, "name": "Old"}, FETCHED, "api"),
                 FetchedRecord("rfi", 54321, PROJECT, {"id": 54321, "subject": "Beam"}, FETCHED,
                               "api"),
             ])
-            replica.mark_deleted(conn, "project", None, 1357, FETCHED)
+            deletes.mark_deleted(conn, "project", None, 1357, FETCHED)
         yield p
 
 
@@ -263,8 +264,8 @@ def test_an_invalid_payload_is_kept_once(intake: Intake, pool: ConnectionPool) -
 def test_concurrent_deliveries_with_duplicates_queue_one_fetch_per_item(
         intake: Intake, pool: ConnectionPool, redis_client: redis.Redis) -> None:
     with pool.connection() as conn:
-        replica.upsert_records(conn, [FetchedRecord("project", PROJECT + 1, None, {"id": PROJECT + 1},
-                                                    FETCHED, "api")])
+        upsert_records(conn, [FetchedRecord("project", PROJECT + 1, None, {"id": PROJECT + 1},
+                                            FETCHED, "api")])
     unique = [event(5000 + n % 200, project_id=PROJECT + n % 2) for n in range(600)]
     deliveries = unique + unique[::3][:400]  # 1,000 deliveries, duplicates mixed in
     results: Counter[str] = Counter()

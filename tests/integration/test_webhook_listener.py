@@ -21,14 +21,14 @@ import redis
 import requests
 from psycopg_pool import ConnectionPool
 
-from eva00 import keys, replica
+from eva00 import keys
+from eva00.cli import webhooks as cli
 from eva00.config import Settings
 from eva00.messages import PollJob, decode
 from eva00.procore import build_client
 from eva00.procore.limiter import LimiterConfig
-from eva00.replica import FetchedRecord
+from eva00.replica.records import FetchedRecord, upsert_records
 from eva00.simulator.testing import SimHandle, running_simulator
-from eva00.webhooks import cli
 from eva00.webhooks.auth import Authenticator, SecretFile
 from eva00.webhooks.intake import Intake, debounce_key
 from eva00.webhooks.options import SECRETS_FILE_NAME, WebhookOptions
@@ -143,7 +143,7 @@ class Harness:
         records = [FetchedRecord(r["kind"], r["id"], r["project_id"], {"id": r["id"]}, FETCHED, "api")
                    for r in truth if known(r)]
         with self.pool.connection() as conn:
-            replica.upsert_records(conn, records)
+            upsert_records(conn, records)
         return sorted(r["id"] for r in truth if r["kind"] == "project")
 
 
