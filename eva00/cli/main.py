@@ -34,9 +34,9 @@ DELEGATED = {
     "full-sync": "eva00.cli.full_sync",
     "webhooks": "eva00.cli.webhooks",
     "import": "eva00.cli.pdf_import",
-    "search": "eva00.ops.search",
-    "status": "eva00.ops.status",
-    "archive": "eva00.ops.archive",
+    "search": "eva00.cli.search",
+    "status": "eva00.cli.status",
+    "archive": "eva00.cli.archive",
     "check": "eva00.cli.check",
 }
 DELEGATED_HELP = {
