@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from eva00 import keys, messages, replica
+from eva00.cli import pdf_import as cli
 from eva00.config import Settings
 from eva00.messages import FileJob
-from eva00.pdf_import import cli
 from tests import pdf_fixtures as fx
 
 PROJECT = 1001

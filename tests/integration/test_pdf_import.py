@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from eva00 import replica
+from eva00.cli import pdf_import as cli
 from eva00.config import Settings
 from eva00.messages import PageMessage, PollMode
-from eva00.pdf_import import cli, store
+from eva00.pdf_import import store
 from eva00.pdf_import.ids import assign_ids
 from eva00.pdf_import.merge import adopt_imported
 from eva00.stages.differ import Differ

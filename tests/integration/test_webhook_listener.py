@@ -22,13 +22,13 @@ import requests
 from psycopg_pool import ConnectionPool
 
 from eva00 import keys, replica
+from eva00.cli import webhooks as cli
 from eva00.config import Settings
 from eva00.messages import PollJob, decode
 from eva00.procore import build_client
 from eva00.procore.limiter import LimiterConfig
 from eva00.replica import FetchedRecord
 from eva00.simulator.testing import SimHandle, running_simulator
-from eva00.webhooks import cli
 from eva00.webhooks.auth import Authenticator, SecretFile
 from eva00.webhooks.intake import Intake, debounce_key
 from eva00.webhooks.options import SECRETS_FILE_NAME, WebhookOptions
