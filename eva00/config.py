@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from eva00.keys import FETCHER_INPUTS
+
 EXIT_CONFIG = 78
 
 # The embedded simulator's identity (its own defaults), used while PROCORE_CLIENT_ID is unset.
@@ -152,6 +154,14 @@ def _intervals(value: str) -> dict[str, int]:
     return result
 
 
+def _fetcher_streams(value: str) -> tuple[str, ...]:
+    """A non-empty subset of FETCHER_INPUTS' names, kept in its order whatever order is written."""
+    names = {part.strip() for part in value.split(",") if part.strip()}
+    if not names or not names <= FETCHER_INPUTS.keys():
+        raise ValueError(f"expected a comma-separated subset of {','.join(FETCHER_INPUTS)}; got {value!r}")
+    return tuple(name for name in FETCHER_INPUTS if name in names)
+
+
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
     metadata = {"env": env, "parse": parse, "doc": doc}
     if isinstance(default, dict):
@@ -278,6 +288,9 @@ class Settings:
     fullsync_step_s: float = _setting(
         "EVA00_FULLSYNC_STEP_S", _positive_float, 5.0,
         "How often the scheduler advances a running full sync (its next phase, lost jobs).")
+    fetcher_streams: tuple[str, ...] = _setting(
+        "EVA00_FETCHER_STREAMS", _fetcher_streams, tuple(FETCHER_INPUTS),
+        "Streams a fetcher reads, priority first: priority,scheduled or one (fetcher_priority: priority).")
     mass_delete_ratio: float = _setting(
         "EVA00_MASS_DELETE_RATIO", _ratio, 0.10,
         "A reconciliation missing more than this share only flags them; the next one confirms.")

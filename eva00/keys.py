@@ -37,6 +37,13 @@ GROUP_TEXT = "text-extractors"
 GROUP_INGEST = "ingest"
 GROUP_DEAD_LETTER_AUDIT = "dead-letter-audit"
 
+# The inputs EVA00_FETCHER_STREAMS may name, in the order a fetcher reading several drains them,
+# so webhook and on-demand jobs never wait behind scheduled work in the same process.
+FETCHER_INPUTS: dict[str, tuple[str, str]] = {
+    "priority": (STREAM_SYNC_PRIORITY, GROUP_FETCHERS),
+    "scheduled": (STREAM_SYNC_SCHEDULED, GROUP_FETCHERS),
+}
+
 # Every (stream, group) pair of the pipeline, so a stage or `eva00 status` can list backlogs.
 PIPELINE_GROUPS: tuple[tuple[str, str], ...] = (
     (STREAM_SYNC_PRIORITY, GROUP_FETCHERS),

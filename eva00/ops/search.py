@@ -1,4 +1,4 @@
-"""`eva00 search "query"`: PostgreSQL full-text search over live records and the text of files.
+"""PostgreSQL full-text search over live records and the text of files (`eva00 search`).
 
 Records match on every string in their payload (a GIN index per entity table on
 jsonb_to_tsvector); files match on `file_texts` (filled by the text-extraction stage) and are
@@ -7,14 +7,9 @@ shown with the records that link them. The query is web-search syntax: words, "a
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-import orjson
 import psycopg
-
-from eva00.config import load_or_exit
 
 
 @dataclass(frozen=True)
@@ -72,19 +67,3 @@ def format_hit(hit: Hit) -> str:
         return f"{hit.kind} {hit.procore_id} ({where}): {hit.title}"
     owner = f"{hit.kind} {hit.procore_id} {hit.title}" if hit.kind else "no record"
     return f"file {hit.sha256[:12]} ({owner}, {where}): {hit.snippet}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eva00 search", description=__doc__.splitlines()[0])
-    parser.add_argument("query", help='words, "a phrase", -excluded, or')
-    parser.add_argument("--limit", type=int, default=20, help="most hits shown (default 20)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per hit")
-    args = parser.parse_args(list(argv or []))
-    settings = load_or_exit()
-    with psycopg.connect(settings.effective_database_url) as conn:
-        hits = search(conn, args.query, limit=args.limit)
-    for hit in hits:
-        print(orjson.dumps(asdict(hit)).decode() if args.json else format_hit(hit))
-    if not hits and not args.json:
-        print("no match")
-    return 0 if hits else 1

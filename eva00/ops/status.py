@@ -1,5 +1,6 @@
 """The operator's status model: one snapshot of freshness, limiter, streams, files, alerts and disk,
-shared by the dashboard (/api/status), `eva00 status` (rich tables) and `eva00 status --json`.
+shared by the dashboard (/api/status), `eva00 status` (rich tables) and `eva00 status --json`
+(eva00/cli/status.py).
 
 Reading only: a snapshot never writes, and each section degrades to an `error` text when its source
 (Redis, PostgreSQL, supervisord) is unreachable, so the page still shows what it can.
@@ -7,10 +8,8 @@ Reading only: a snapshot never writes, and each section degrades to an `error` t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -346,33 +345,3 @@ def supervisor_lister(settings: Settings) -> ProcessLister:
     from eva00.ops import supervision
 
     return lambda: list(supervision.rpc(settings).supervisor.getAllProcessInfo())
-
-
-def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    """`eva00 status [--json]`: exit 0 when fresh and healthy, 1 when something needs attention."""
-    from rich.console import Console
-
-    from eva00.runtime import db
-    from eva00.runtime.process import redis_client
-
-    parser = argparse.ArgumentParser(prog="eva00 status", description=main.__doc__)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    if settings is None:
-        from eva00.config import load_or_exit
-
-        settings = load_or_exit()
-    client = redis_client(settings)
-    pool = db.make_pool(settings, max_size=1, name="eva00-status")
-    try:
-        snap = StatusReader(settings, client, pool, processes=supervisor_lister(settings)).snapshot()
-    finally:
-        pool.close()
-        client.close()
-    if args.json:
-        sys.stdout.buffer.write(snap.to_json() + b"\n")
-    else:
-        render(snap, Console())
-    unhealthy = any(f.level == "stale" for f in snap.freshness) or any(
-        a["severity"] == "critical" for a in snap.alerts) or {"postgres", "redis"} & set(snap.errors)
-    return 1 if unhealthy else 0

@@ -434,3 +434,8 @@ class Fetcher:
             return self.server_now()
         self.redis.set(CLOCK_OFFSET_KEY, f"{server.timestamp() - self.clock():.3f}")
         return server
+
+
+def fetcher_inputs(settings: Settings) -> list[tuple[str, str]]:
+    """The (stream, group) pairs EVA00_FETCHER_STREAMS names, priority first."""
+    return [keys.FETCHER_INPUTS[name] for name in settings.fetcher_streams]

@@ -14,8 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from eva00.cli.archive import main
 from eva00.config import Settings
-from eva00.ops.archive import ArchiveBusy, Archiver, main
+from eva00.ops.archive import ArchiveBusy, Archiver
 
 NOW = datetime(2030, 6, 15, tzinfo=UTC)
 STEPS = ("planned", "appending", "half-written", "appended")

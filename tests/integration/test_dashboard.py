@@ -149,7 +149,7 @@ def test_a_redis_outage_shows_in_the_status_instead_of_failing_it(
 
 def test_eva00_status_json_prints_the_snapshot_and_fails_on_stale_kinds(
         settings: Settings, redis_client: redis.Redis, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    from eva00.ops.status import main
+    from eva00.cli.status import main
 
     seed_stack(settings.effective_database_url, redis_client)
     assert main(["--json"], settings=settings) == 1  # the project kind is stale, an alert is critical

@@ -6,7 +6,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from eva00.ops.search import format_hit, main, search
+from eva00.cli.search import main
+from eva00.ops.search import format_hit, search
 
 SHA = "ab" * 32
 

@@ -64,6 +64,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_POLL_SAFETY_MARGIN_S": ("1", 1.0),
     "EVA00_RECONCILE_INTERVAL_S": ("3600", 3600.0),
     "EVA00_FULLSYNC_STEP_S": ("2.5", 2.5),
+    "EVA00_FETCHER_STREAMS": (" priority ", ("priority",)),
     "EVA00_SIM_RATE_LIMIT": ("1000/60", "1000/60"),
     "EVA00_SIM_SPIKE": ("OFF", "off"),
     "EVA00_SIM_CLOCK_OFFSET_S": ("-5400", -5400.0),
@@ -112,6 +113,7 @@ MALFORMED: dict[str, list[str]] = {
     **{name: ["1.5", "-0.1", "half"] for name in (
         "EVA00_MASS_DELETE_RATIO", "EVA00_DISK_FREE_MIN_RATIO")},
     "EVA00_POLL_INTERVALS": ["widgets=60", "rfis", "rfis=0", "rfis=soon"],
+    "EVA00_FETCHER_STREAMS": ["webhooks", "priority,pages", ",", "priority;scheduled"],
     **{name: ["100", "0/60", "100/0", "ten/60", "100/-1"]
        for name in ("EVA00_SIM_RATE_LIMIT", "EVA00_SIM_SPIKE")},
     "EVA00_SIM_CLOCK_OFFSET_S": ["soon", "nan", "inf"],
@@ -147,6 +149,12 @@ def test_an_empty_environment_gives_the_production_defaults_on_the_embedded_stac
     assert settings.embedded_simulator and settings.embedded_postgres and settings.embedded_redis
     assert settings.api_base == f"http://127.0.0.1:{settings.sim_port}"
     assert settings.effective_redis_url == f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
+
+
+@pytest.mark.parametrize("raw", ["scheduled,priority", "priority,scheduled,priority", "scheduled, priority"])
+def test_a_fetcher_reading_both_streams_always_drains_the_priority_one_first(raw: str) -> None:
+    settings = Settings.from_env({"EVA00_FETCHER_STREAMS": raw}, dotenv=None)
+    assert settings.fetcher_streams == ("priority", "scheduled") == Settings().fetcher_streams
 
 
 def test_an_empty_value_means_the_default() -> None:

@@ -23,7 +23,7 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00.config import Settings
+from eva00.config import ROOT_DIR, Settings
 from eva00.fullsync.run import FullSync
 from eva00.fullsync.status import run_status
 from eva00.ops.localstack import start_postgres, start_redis
@@ -35,7 +35,7 @@ SEED_ESTIMATE_S = 2.5 * 3600
 REAL_WINDOW_S = 60.0
 TIMEOUT_S = 1800.0
 STAGES = ["fetcher", "fetcher", "differ", "downloader", "downloader", "downloader"]
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = ROOT_DIR  # processes/ is at the repository root, wherever this module sits in the package
 
 
 def stage_env(sim: SimHandle, database_url: str, redis_url: str, tmp_dir: Path, *,

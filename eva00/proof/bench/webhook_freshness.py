@@ -49,15 +49,22 @@ def _env(sim: SimHandle, database_url: str, redis_url: str, work: Path, webhook_
             "EVA00_STREAM_BLOCK_MS": "500", "PYTHONUNBUFFERED": "1"}
 
 
+# supervisord programs that run another program's file with extra environment (supervisord.conf).
+_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "fetcher_priority": ("fetcher", {"EVA00_FETCHER_STREAMS": "priority"}),
+}
+
+
 @contextmanager
 def _processes(env: dict[str, str], names: list[str], log_dir: Path) -> Iterator[None]:
     log_dir.mkdir(parents=True, exist_ok=True)
     running = []
     for index, name in enumerate(names):
         log = (log_dir / f"{name}-{index}.log").open("ab")
+        script, extra_env = _VARIANTS.get(name, (name, {}))
         running.append(subprocess.Popen(
-            [sys.executable, str(ROOT_DIR / "processes" / f"{name}.py")],
-            env={**env, "SUPERVISOR_PROCESS_NAME": f"{name}-{index}"}, stdout=log, stderr=log))
+            [sys.executable, str(ROOT_DIR / "processes" / f"{script}.py")],
+            env={**env, **extra_env, "SUPERVISOR_PROCESS_NAME": f"{name}-{index}"}, stdout=log, stderr=log))
     try:
         yield
     finally:
