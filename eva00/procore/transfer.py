@@ -1,6 +1,13 @@
-"""One file transfer: redirects followed by hand (the token only ever goes to Procore's hosts),
+"""The one download path: redirects followed by hand (the token only ever goes to Procore's hosts),
 resume with Range + If-Range from a stable temp file, SHA-256 computed while writing, and the
 verdicts the downloader stage acts on (a failed attempt, an unusable link, a start-over).
+
+A record's file URL on a Procore host needs the token and answers with a redirect to signed
+storage. Each hop is checked: a hop on a configured Procore host goes through ProcoreClient (rate
+limited, authorised); any other host gets no token at all, and only over https unless it is one
+of the ``plain_http_hosts`` (the simulator's loopback storage). URLs in errors and logs lose their
+query strings, which carry signatures. Where the bytes go is the caller's: ``TempFiles`` names the
+temp file of a download (the replica's FileStore is one), so this client knows nothing of storage.
 """
 
 from __future__ import annotations
@@ -9,24 +16,50 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
 from eva00.procore.errors import ProcoreRequestFailed, UnsafeUrl, redact_url
-from eva00.procore.files import REDIRECTS, ContentRange, SignedUrlExpired, parse_content_range
 from eva00.procore.http import ProcoreClient, netloc_of
-from eva00.replica.files import FileState
-from eva00.replica.filestore import TMP_PREFIX, FileStore
 
 log = logging.getLogger(__name__)
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True)
+class ContentRange:
+    start: int
+    end: int
+    total: int | None
+
+
+def parse_content_range(value: str | None) -> ContentRange | None:
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if match is None:
+        return None
+    start, end, total = match.groups()
+    return ContentRange(int(start), int(end), None if total == "*" else int(total))
+
+
+class SignedUrlExpired(ProcoreRequestFailed):
+    """Storage refused a signed URL (401/403): re-resolve it through the API link."""
+
+
+class TempFiles(Protocol):
+    """Where a download's bytes go while they arrive (the replica's FileStore is one)."""
+
+    def temp_path(self, name: str) -> Path: ...
 
 
 # --- one transfer: redirects by hand, resume with Range + If-Range, SHA-256 while writing ---
@@ -36,11 +69,12 @@ class TransferFailed(Exception):
 
 
 class LinkUnusable(Exception):
-    """The link can never work as it is (gone, expired after re-resolving, an unsafe redirect)."""
+    """The link can never work as it is (gone, expired after re-resolving, an unsafe redirect).
+    ``expired``: a newer URL from a re-fetched record may work; otherwise the link has failed."""
 
-    def __init__(self, message: str, status: FileState) -> None:
+    def __init__(self, message: str, *, expired: bool) -> None:
         super().__init__(message)
-        self.status = status
+        self.expired = expired
 
 
 class _StartOver(Exception):
@@ -71,7 +105,7 @@ def _open_binary(path: Path, mode: str) -> BinaryIO:
 
 
 class Transfer:
-    def __init__(self, client: ProcoreClient, store: FileStore, *, session: requests.Session | None = None,
+    def __init__(self, client: ProcoreClient, store: TempFiles, *, session: requests.Session | None = None,
                  plain_http_hosts: frozenset[str] = frozenset(), chunk_bytes: int = 1 << 20,
                  max_redirects: int = 5, opener: Callable[[Path, str], BinaryIO] = _open_binary) -> None:
         self.client, self.store = client, store
@@ -92,7 +126,7 @@ class Transfer:
             except SignedUrlExpired:
                 if fresh:
                     raise LinkUnusable(f"storage refused a freshly signed URL for {redact_url(url)}",
-                                       FileState.EXPIRED) from None
+                                       expired=True) from None
                 log.info("signed URL of %s expired: re-resolving through %s", name, redact_url(url))
                 fresh = True
             except _StartOver:
@@ -101,9 +135,9 @@ class Transfer:
             except ProcoreRequestFailed as exc:
                 if exc.status in (403, 404, 410):
                     raise LinkUnusable(f"the link answered {exc.status}: {redact_url(url)}",
-                                       FileState.EXPIRED) from None
+                                       expired=True) from None
                 if isinstance(exc, UnsafeUrl):
-                    raise LinkUnusable(str(exc), FileState.FAILED) from None
+                    raise LinkUnusable(str(exc), expired=False) from None
                 raise TransferFailed(str(exc)) from None
         raise TransferFailed(f"{redact_url(url)} kept changing while it was downloaded")
 
@@ -155,13 +189,12 @@ class Transfer:
             if not location:
                 raise TransferFailed(f"redirect without Location from {redact_url(current)}")
             current = urljoin(current, location)
-        raise LinkUnusable(f"more than {self.max_redirects} redirects from {redact_url(url)}",
-                           FileState.FAILED)
+        raise LinkUnusable(f"more than {self.max_redirects} redirects from {redact_url(url)}", expired=False)
 
     def _storage_get(self, url: str, headers: dict[str, str]) -> requests.Response:
         parts = urlsplit(url)
         if parts.scheme != "https" and (parts.hostname or "").lower() not in self.plain_http_hosts:
-            raise LinkUnusable(f"refusing a non-https file host: {redact_url(url)}", FileState.FAILED)
+            raise LinkUnusable(f"refusing a non-https file host: {redact_url(url)}", expired=False)
         try:
             # No Authorization here, ever: the token belongs to the Procore hosts alone.
             return self.session.get(url, headers=headers, stream=True, allow_redirects=False,
@@ -179,7 +212,7 @@ class Transfer:
             raise SignedUrlExpired(f"storage answered {status} for {redact_url(url)}", status=status,
                                    endpoint="storage")
         if status in (404, 410):
-            raise LinkUnusable(f"storage answered {status}: {redact_url(url)}", FileState.EXPIRED)
+            raise LinkUnusable(f"storage answered {status}: {redact_url(url)}", expired=True)
         raise TransferFailed(f"the file answered {status}: {redact_url(url)}")
 
     @staticmethod
@@ -225,12 +258,11 @@ class Transfer:
     # --- resume state ---
 
     def _temp_path(self, name: str) -> Path:
-        if not name.isalnum():
-            raise ValueError("temp names are alphanumeric ids, never file names from Procore")
-        return self.store.tmp / f"{TMP_PREFIX}{name}"
+        return self.store.temp_path(name)
 
     def _state_path(self, name: str) -> Path:
-        return self._temp_path(name).with_name(f"{TMP_PREFIX}{name}.json")
+        temp = self._temp_path(name)
+        return temp.with_name(f"{temp.name}.json")
 
     def _load(self, name: str) -> Partial | None:
         try:

@@ -63,12 +63,16 @@ class FileStore:
 
     # --- writing ---
 
+    def temp_path(self, name: str) -> Path:
+        """The stable temp file of download ``name``, so an interrupted download can resume."""
+        if not name.isalnum():
+            raise ValueError("temp names are alphanumeric ids, never file names from Procore")
+        return self.tmp / f"{TMP_PREFIX}{name}"
+
     def open_temp(self, name: str | None = None) -> tuple[Path, BinaryIO]:
         """A temp file for a download; a stable ``name`` lets an interrupted download resume."""
         if name is not None:
-            if not name.isalnum():
-                raise ValueError("temp names are alphanumeric ids, never file names from Procore")
-            path = self.tmp / f"{TMP_PREFIX}{name}"
+            path = self.temp_path(name)
             return path, path.open("ab")
         fd, raw = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.tmp)
         return Path(raw), os.fdopen(fd, "wb")

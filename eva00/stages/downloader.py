@@ -200,7 +200,7 @@ class Downloader:
             fetched = self._fetch_with_space(job, name)
         except LinkUnusable as exc:
             self.transfer.forget(name, drop_temp=True)
-            return self._finish(conn, row, exc.status, str(exc))
+            return self._finish(conn, row, FileState.EXPIRED if exc.expired else FileState.FAILED, str(exc))
         except TransferFailed as exc:
             final = row.attempts + 1 >= self.max_attempts
             if final:

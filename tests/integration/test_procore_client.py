@@ -19,9 +19,10 @@ from eva00.procore import ProcoreClient, build_client
 from eva00.procore.circuit import ALERT_CIRCUIT
 from eva00.procore.endpoints import ENDPOINTS, EndpointSpec, Envelope, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, UnsafeUrl
-from eva00.procore.files import FileDownloader
 from eva00.procore.limiter import LimiterConfig
 from eva00.procore.paging import iterate_pages
+from eva00.procore.transfer import LinkUnusable, Transfer
+from eva00.replica.filestore import FileStore
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_procore_auth import sim_settings
 
@@ -212,14 +213,15 @@ def test_a_file_download_follows_the_redirect_without_sending_the_token_to_stora
     client = _client(settings, sim, redis_client, pool)
     made = sim.new_file(50_000)
     url = str(made["url"])
-    downloader = FileDownloader(client, plain_http_hosts=frozenset({"127.0.0.1", "localhost"}))
-    result = downloader.download(url, tmp_path / "a.pdf", budget="scheduled")
-    assert result.size_bytes == 50_000 == (tmp_path / "a.pdf").stat().st_size and result.hops == 1
-    # resume: cut the file and ask for the rest
-    with (tmp_path / "a.pdf").open("r+b") as f:
+    transfer = Transfer(client, FileStore(tmp_path), plain_http_hosts=frozenset({"127.0.0.1", "localhost"}))
+    fetched = transfer.fetch(url, "a1", budget="scheduled")
+    assert fetched.size_bytes == 50_000 == fetched.temp.stat().st_size and fetched.resumed_from == 0
+    # resume: cut the file and ask again; the kept signed URL asks storage for the rest only
+    with fetched.temp.open("r+b") as f:
         f.truncate(20_000)
-    resumed = downloader.download(url, tmp_path / "a.pdf", budget="scheduled", offset=20_000)
-    assert resumed.resumed and (tmp_path / "a.pdf").stat().st_size == 50_000
+    resumed = transfer.fetch(url, "a1", budget="scheduled")
+    assert resumed.resumed_from == 20_000 and resumed.temp.stat().st_size == 50_000
+    assert resumed.sha256 == fetched.sha256
     stats = sim.stats()
     assert stats["token_leaks"] == 0 and stats["storage_requests"] == 2
 
@@ -230,8 +232,8 @@ def test_the_token_is_never_sent_to_a_foreign_host_or_over_plain_http_storage(
     client = _client(settings, sim, redis_client, pool)
     with pytest.raises(UnsafeUrl):
         client.get_json("https://evil.example/rest/v1.0/me", budget="scheduled")
-    downloader = FileDownloader(client)  # no plain-http storage allowed
+    transfer = Transfer(client, FileStore(tmp_path))  # no plain-http storage allowed
     made = sim.new_file(1000)
-    with pytest.raises(UnsafeUrl, match="non-https"):
-        downloader.download(str(made["url"]), tmp_path / "b", budget="scheduled")
+    with pytest.raises(LinkUnusable, match="non-https"):
+        transfer.fetch(str(made["url"]), "b1", budget="scheduled")
     assert sim.stats()["token_leaks"] == 0

@@ -16,8 +16,9 @@ from psycopg_pool import ConnectionPool
 from eva00.config import Settings
 from eva00.procore import build_client
 from eva00.procore.errors import AuthHalted, ProcoreRequestFailed
-from eva00.procore.files import FileDownloader
 from eva00.procore.tokens import TokenEndpoint
+from eva00.procore.transfer import Transfer
+from eva00.replica.filestore import FileStore
 from eva00.runtime.logging import RedactingFilter
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_procore_auth import logged_in, sim_settings
@@ -70,8 +71,8 @@ def test_no_secret_reaches_a_log_line_or_an_error_message(
     client.get_json("/rest/v1.0/me", budget="scheduled")
     made = sim.new_file(3000)
     secrets.append(re.search(r"sig=([^&]+)", made["storage_url"]).group(1))  # type: ignore[union-attr]
-    FileDownloader(client, plain_http_hosts=frozenset({"127.0.0.1", "localhost"})).download(
-        made["url"], tmp_path / "f.pdf", budget="scheduled")
+    Transfer(client, FileStore(tmp_path), plain_http_hosts=frozenset({"127.0.0.1", "localhost"})).fetch(
+        made["url"], "f1", budget="scheduled")
     try:
         client.get_json("/rest/v1.0/projects/999999/rfis", budget="scheduled")
     except ProcoreRequestFailed as exc:

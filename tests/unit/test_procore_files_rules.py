@@ -1,13 +1,8 @@
-"""Range helpers of the safe downloader."""
+"""Range helpers of the one download path."""
 
 from __future__ import annotations
 
-from eva00.procore.files import ContentRange, parse_content_range, range_header
-
-
-def test_a_resume_asks_for_the_rest_of_the_file() -> None:
-    assert range_header(0) == {}
-    assert range_header(1024) == {"Range": "bytes=1024-"}
+from eva00.procore.transfer import ContentRange, parse_content_range
 
 
 def test_content_range_is_parsed_with_or_without_a_known_total() -> None:
