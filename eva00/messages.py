@@ -105,6 +105,11 @@ class PollMode:
     ITEM = "item"  # one record (webhook hint, `eva00 sync --id`)
 
 
+# A window whose counts keep disagreeing is re-run this often (PollJob.rerun), then left
+# incomplete for the next poll; the full sync counts its own spaced retries from here.
+MAX_RERUNS = 2
+
+
 @message("poll", version=1)
 @dataclasses.dataclass(frozen=True)
 class PollJob(Message):

@@ -31,10 +31,9 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.fullsync import ledger
 from eva00.kinds import COMPANY_LEVEL_KINDS
-from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode, decode
+from eva00.messages import MAX_RERUNS, BudgetClass, Message, PageMessage, PollJob, PollMode, decode
 from eva00.procore.endpoints import endpoint_for
 from eva00.runtime.bus import owed_entries
-from eva00.stages.fetcher import MAX_RERUNS
 
 log = logging.getLogger(__name__)
 

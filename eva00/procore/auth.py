@@ -25,7 +25,6 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
-from eva00.ops import alerts
 from eva00.procore.errors import AuthHalted, AuthRejected, AuthUnavailable
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.procore.tokens import (
@@ -35,6 +34,7 @@ from eva00.procore.tokens import (
     TokenSet,
     TokenStore,
 )
+from eva00.runtime import alerts
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00.ops import alerts
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
+from eva00.runtime import alerts
 
 ALERT_CIRCUIT = "procore-circuit-open"
 US_PER_S = 1_000_000

@@ -231,3 +231,10 @@ def progress_by_kind(conn: psycopg.Connection[Any], kinds: Sequence[str],
         " AND (%s::bigint[] IS NULL OR project_id IS NULL OR project_id = ANY(%s::bigint[]))"
         " GROUP BY kind", (through_api, through_api, list(kinds), project_ids, project_ids)).fetchall()
     return [KindProgress(*row) for row in rows]
+
+
+def quarantine(conn: psycopg.Connection, sha256: str, stage: str, error: str) -> None:
+    """A stored file a stage cannot read: recorded once per (file, stage), never retried."""
+    conn.execute("INSERT INTO file_quarantine (sha256, stage, error) VALUES (%s, %s, %s)"
+                 " ON CONFLICT (sha256, stage) DO UPDATE SET error = EXCLUDED.error",
+                 (sha256, stage, error[:2000]))

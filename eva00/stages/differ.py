@@ -182,7 +182,7 @@ class Differ:
                                              parent_id=page.parent_id)
         deletes.soft_delete_orphans(conn, page.kind, page.project_id, at)
         if result.guard_tripped:
-            from eva00.ops import alerts
+            from eva00.runtime import alerts
 
             alerts.raise_alert(conn, f"mass-delete:{page.kind}:{page.project_id or 0}", "critical",
                                f"delete reconciliation of {page.kind} in project {page.project_id}"

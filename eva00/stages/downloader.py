@@ -35,7 +35,6 @@ from eva00.config import Settings
 from eva00.errors import Poison, Retryable, Skip
 from eva00.kinds import PRIORITY
 from eva00.messages import FileJob, IngestEvent, Message, StoredFileJob, decode
-from eva00.ops.alerts import raise_alert, resolve_alert
 from eva00.procore.errors import ProcoreUnavailable
 from eva00.procore.transfer import (
     Fetched,
@@ -46,6 +45,7 @@ from eva00.procore.transfer import (
 from eva00.replica import files
 from eva00.replica.files import FileState, LinkRow
 from eva00.replica.filestore import DiskLow, FileStore
+from eva00.runtime.alerts import raise_alert, resolve_alert
 from eva00.runtime.bus import Delivery, Outgoing, owed_entries
 
 log = logging.getLogger(__name__)

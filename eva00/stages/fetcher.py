@@ -30,7 +30,7 @@ from eva00.errors import Poison
 from eva00.fullsync import ledger
 from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE
-from eva00.messages import Message, PageMessage, PollJob, PollMode
+from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
 from eva00.procore.http import ProcoreClient
@@ -41,7 +41,6 @@ from eva00.runtime.bus import Delivery, Outgoing
 log = logging.getLogger(__name__)
 
 CLOCK_OFFSET_KEY = f"{keys.PREFIX}:clock:offset-s"  # server time minus local time, last seen
-MAX_RERUNS = 2  # a window whose counts keep disagreeing is left incomplete for the next poll
 RECENT_DAYS = 7  # daily logs: the rolling window of an ordinary poll
 BACKFILL_DAYS_DEFAULT = 365  # daily logs: how far back a sweep goes without a project start date
 MAX_DATE_WINDOW_DAYS = 31
@@ -320,7 +319,7 @@ class Fetcher:
         """Stored projects missing from a complete project list: a project the service account lost
         permission on vanishes from the list exactly like a deleted one. Only a 404 from its own
         endpoint says deleted; anything else keeps it (and says why)."""
-        from eva00.ops import alerts
+        from eva00.runtime import alerts
 
         stored = [int(r[0]) for r in conn.execute(
             "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
@@ -380,7 +379,7 @@ class Fetcher:
 
     def _refused(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> list[Outgoing]:
         """403/404 on a project or list: nothing is deleted, the project is reported, the job ends."""
-        from eva00.ops import alerts
+        from eva00.runtime import alerts
 
         spec = endpoint_for(job.kind)
         if exc.status == 404 and job.parent_id is not None and spec.parent_kind:

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import psycopg
 import redis
@@ -28,24 +27,18 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.ops import alerts
 from eva00.ops.notify import Notifier
 from eva00.ops.status import LATE_INTERVALS, STALE_INTERVALS, ProcessLister, read_disk, read_freshness
 from eva00.procore.auth import ALERT_REAUTHORIZE
 from eva00.procore.circuit import ALERT_CIRCUIT
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
+from eva00.runtime import alerts
+from eva00.runtime.alerts import Finding, fatal_finding
 
 log = logging.getLogger(__name__)
 
 US_PER_S = 1_000_000
 
-
-@dataclass(frozen=True)
-class Finding:
-    key: str
-    severity: str
-    message: str
-    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -256,8 +249,6 @@ class Monitor:
         except Exception as exc:  # supervisord not running or its socket gone: unknown, not healthy
             log.debug("supervisord not reachable: %s", exc)
             return None
-        from eva00.stages.supervisor_listener import fatal_finding
-
         return [fatal_finding(f"{i['group']}:{i['name']}", i.get("description", ""))
                 for i in infos if i["statename"] == "FATAL"]
 

@@ -1,6 +1,7 @@
 """A supervisord event listener: a program going FATAL opens a critical alert, the same program
-RUNNING again resolves it (keys `process-fatal:GROUP:NAME`, shared with eva00/stages/monitor.py, which
-also reconciles them from getAllProcessInfo in case an event was missed).
+RUNNING again resolves it (keys `process-fatal:GROUP:NAME`, built by runtime/alerts.py's
+fatal_finding and shared with the monitor, which also reconciles them from getAllProcessInfo in
+case an event was missed).
 
 Protocol (supervisord's eventlistener): write READY, read one header line and its payload, answer
 RESULT 2 OK. An event whose alert could not be written (PostgreSQL down) is answered FAIL, so
@@ -15,20 +16,13 @@ from typing import IO
 
 import psycopg
 
-from eva00.ops import alerts
-from eva00.stages.monitor import Finding
+from eva00.runtime import alerts
+from eva00.runtime.alerts import fatal_finding
 
 log = logging.getLogger(__name__)
 
 FATAL = "PROCESS_STATE_FATAL"
 RUNNING = "PROCESS_STATE_RUNNING"
-
-
-def fatal_finding(name: str, description: str = "") -> Finding:
-    return Finding(f"process-fatal:{name}", "critical",
-                   f"supervisord gave up on {name} (FATAL: it exited during start-up too often)."
-                   f" Read var/log/{name.split(':')[-1]}.log, fix the cause, then"
-                   f" `supervisorctl start {name}`.", {"process": name, "description": description})
 
 
 def parse_tokens(line: str) -> dict[str, str]:

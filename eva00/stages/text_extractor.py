@@ -15,11 +15,12 @@ from pathlib import Path
 import psycopg
 import pymupdf
 
+from eva00.documents.mupdf import UNREADABLE, Unreadable
 from eva00.errors import Poison, Skip
 from eva00.messages import Message, StoredFileJob
+from eva00.replica import files
 from eva00.replica.filestore import FileStore
 from eva00.runtime.bus import Delivery, Outgoing
-from eva00.stages.thumbnailer import UNREADABLE, Unreadable, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class TextExtractor:
             text = extract_text(path, self.max_chars)
         except Unreadable as exc:
             log.warning("text of %s quarantined: %s", message.sha256, exc)
-            quarantine(conn, message.sha256, STAGE, str(exc))
+            files.quarantine(conn, message.sha256, STAGE, str(exc))
             return []
         conn.execute("INSERT INTO file_texts (sha256, text) VALUES (%s, %s) ON CONFLICT (sha256) DO NOTHING",
                      (message.sha256, text))

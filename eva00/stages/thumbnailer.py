@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pymupdf
 
+from eva00.documents.mupdf import UNREADABLE, Unreadable
 from eva00.errors import Poison, Skip
 from eva00.messages import Message, StoredFileJob
 from eva00.replica import files
@@ -31,15 +32,6 @@ VARIANT = "default"
 # PyMuPDF's file types by our content types (a file in storage has no extension to guess from).
 FILETYPES = {"application/pdf": "pdf", "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif",
              "image/tiff": "tiff", "image/bmp": "bmp"}
-# What MuPDF raises on bad input: its own error classes, or RuntimeError/ValueError from the binding.
-UNREADABLE = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
-
-# MuPDF would print every parse error of a corrupt file to stderr; we log one line per file instead.
-pymupdf.TOOLS.mupdf_display_errors(False)
-
-
-class Unreadable(Exception):
-    """The source cannot be rendered: quarantine it."""
 
 
 def render_thumbnail(path: Path, content_type: str, max_px: int) -> bytes:
@@ -62,12 +54,6 @@ def render_thumbnail(path: Path, content_type: str, max_px: int) -> bytes:
         raise Unreadable(f"{type(exc).__name__}: {exc}") from None
 
 
-def quarantine(conn: psycopg.Connection, sha256: str, stage: str, error: str) -> None:
-    conn.execute("INSERT INTO file_quarantine (sha256, stage, error) VALUES (%s, %s, %s)"
-                 " ON CONFLICT (sha256, stage) DO UPDATE SET error = EXCLUDED.error",
-                 (sha256, stage, error[:2000]))
-
-
 class Thumbnailer:
     def __init__(self, store: FileStore, *, max_px: int = 256,
                  max_source_bytes: int = 512 * 1024 * 1024) -> None:
@@ -88,7 +74,7 @@ class Thumbnailer:
             png = self._render(message)
         except Unreadable as exc:
             log.warning("thumbnail of %s (%s) quarantined: %s", message.sha256, message.content_type, exc)
-            quarantine(conn, message.sha256, STAGE, str(exc))
+            files.quarantine(conn, message.sha256, STAGE, str(exc))
             return []
         self._store(conn, message.sha256, png)
         return []

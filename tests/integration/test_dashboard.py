@@ -17,12 +17,11 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.ops import alerts
 from eva00.ops.dashboard.app import DashboardApp, make_dashboard_server, serve
 from eva00.ops.status import StatusReader
 from eva00.procore.keys import DEFAULT_KEYS
 from eva00.procore.metrics import Metrics
-from eva00.runtime import db
+from eva00.runtime import alerts, db
 
 
 def seed_stack(database_url: str, client: redis.Redis) -> None:

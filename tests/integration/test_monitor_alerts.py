@@ -13,9 +13,8 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.ops import alerts
 from eva00.procore.keys import DEFAULT_KEYS
-from eva00.runtime import db
+from eva00.runtime import alerts, db
 from eva00.stages.monitor import Monitor
 from eva00.stages.supervisor_listener import FATAL, RUNNING, handle_event
 

@@ -14,7 +14,6 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
-from eva00.ops import alerts
 from eva00.ops.notify import (
     EmailSink,
     LogSink,
@@ -25,7 +24,7 @@ from eva00.ops.notify import (
     WebhookSink,
     build_sinks,
 )
-from eva00.runtime import db
+from eva00.runtime import alerts, db
 
 
 @pytest.fixture

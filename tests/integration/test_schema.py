@@ -14,9 +14,8 @@ import pytest
 from psycopg import sql
 
 from eva00.kinds import COMPANY_LEVEL_KINDS, ENTITY_TABLES, KIND_TABLE
-from eva00.ops import alerts
 from eva00.replica.files import FileState
-from eva00.runtime import db
+from eva00.runtime import alerts, db
 from tests.conftest import Stack
 
 SHA_A = "a" * 64

@@ -8,7 +8,8 @@ from typing import Any
 
 import psycopg
 
-from eva00.stages.supervisor_listener import fatal_finding, listen, parse_tokens
+from eva00.runtime.alerts import fatal_finding
+from eva00.stages.supervisor_listener import listen, parse_tokens
 
 
 def event(name: str, payload: str) -> str:

@@ -1,5 +1,8 @@
 """Alerts: rows in `alerts` (open -> acknowledged -> resolved), deduplicated while open.
 
+In runtime because every kind of process raises them (stages, the Procore client, the webhook
+listener, the supervisord listener); delivering them to people is ops/notify.py's job.
+
 Raising is part of the caller's transaction, so an alert exists exactly when the condition was
 committed; delivery to sinks (log, email, webhook) happens later from the table, so a crash can
 delay a notification but never lose it.
@@ -8,6 +11,7 @@ delay a notification but never lose it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -48,8 +52,20 @@ def resolve_alert(conn: psycopg.Connection, key: str) -> bool:
     return row is not None
 
 
-def acknowledge_alert(conn: psycopg.Connection, key: str) -> bool:
-    row = conn.execute(
-        "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now() WHERE alert_key = %s"
-        " AND status = 'open' RETURNING id", (key,)).fetchone()
-    return row is not None
+@dataclass(frozen=True)
+class Finding:
+    """One alert condition as found: what raise_alert is called with."""
+
+    key: str
+    severity: str
+    message: str
+    details: dict[str, Any]
+
+
+def fatal_finding(name: str, description: str = "") -> Finding:
+    """A program supervisord gave up on (`process-fatal:GROUP:NAME`): raised by the event listener
+    from the FATAL event and by the monitor from supervisord's process list, one key for both."""
+    return Finding(f"process-fatal:{name}", "critical",
+                   f"supervisord gave up on {name} (FATAL: it exited during start-up too often)."
+                   f" Read var/log/{name.split(':')[-1]}.log, fix the cause, then"
+                   f" `supervisorctl start {name}`.", {"process": name, "description": description})
