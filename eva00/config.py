@@ -120,15 +120,6 @@ def _ratio(value: str) -> float:
     return number
 
 
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
 def _auth_mode(value: str) -> str:
     if value not in ("client_credentials", "authorization_code"):
         raise ValueError("must be client_credentials or authorization_code")

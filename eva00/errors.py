@@ -34,15 +34,6 @@ class Poison(StageError):
     pass
 
 
-def classify_http(status: int, retry_after_s: float | None = None) -> type[StageError] | None:
-    """What a final HTTP status from Procore means for the message (None: success)."""
-    if status < 400:
-        return None
-    if status in (408, 425, 429) or status >= 500:
-        return Retryable
-    return Fatal
-
-
 def is_pg_outage(exc: BaseException) -> bool:
     """A PostgreSQL error that means the server is unreachable, not that our statement is wrong."""
     if isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):

@@ -62,18 +62,8 @@ CONSUMED_STREAMS: frozenset[str] = frozenset(s for s, _g in PIPELINE_GROUPS if s
 # --- plain keys ---
 # A scheduled poll job for (kind, project) still pending: SET NX with a TTL so it is not doubled.
 JOB_PENDING_PREFIX = f"{PREFIX}:job:pending"
-# The shared OAuth access token (JSON: token, expires_at, generation).
-OAUTH_ACCESS = f"{PREFIX}:oauth:access"
-# Lease held by the one process allowed to refresh the token.
-OAUTH_REFRESH_LOCK = f"{PREFIX}:oauth:refresh-lock"
-# Set when the refresh token was rejected: every process stops calling Procore.
-OAUTH_HALTED = f"{PREFIX}:oauth:halted"
-# Rate limiter state (token bucket, sliding window, budgets) lives under this prefix.
-RATE_PREFIX = f"{PREFIX}:rate"
-# Epoch seconds until which no process may call Procore (429, Retry-After, connection error).
-PAUSE_UNTIL = f"{PREFIX}:rate:pause-until"
-# Counters and timings per class/endpoint/status, read by the dashboard.
-METRICS_PREFIX = f"{PREFIX}:metrics"
+# (The Procore client's keys, OAuth token, limiter, pause and metrics, are in procore/keys.py
+# under this PREFIX, so tests and benchmarks can give a limiter a prefix of its own.)
 # Webhook debounce: one key per resource while a re-fetch is already queued.
 WEBHOOK_DEBOUNCE_PREFIX = f"{PREFIX}:webhook:debounce"
 # Download slots shared by every downloader process: a sorted set of holder -> lease expiry.

@@ -1,10 +1,9 @@
 """The Procore client's Redis keys, one commented name each, under one prefix.
 
-The default prefix gives exactly the names of eva00/keys.py (OAUTH_ACCESS, OAUTH_REFRESH_LOCK,
-OAUTH_HALTED, RATE_PREFIX, PAUSE_UNTIL, METRICS_PREFIX); the keys that file does not have yet are
-derived from those prefixes here. Tests and benchmarks pass their own prefix, so several limiters
-can share one Redis without seeing each other. Nothing here is durable: losing any key costs at
-most one extra token call or a few requests held back.
+The default prefix is eva00/keys.py's PREFIX, so the production names sit beside every other
+key of the project; this module is the only place they are spelled. Tests and benchmarks pass
+their own prefix, so several limiters can share one Redis without seeing each other. Nothing
+here is durable: losing any key costs at most one extra token call or a few requests held back.
 """
 
 from __future__ import annotations

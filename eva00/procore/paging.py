@@ -11,14 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from eva00.procore.endpoints import EndpointSpec, Envelope
 from eva00.procore.errors import ProcoreUnavailable
-from eva00.procore.http import ProcoreClient
-from eva00.procore.limiter import BudgetClass
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,6 @@ class Page:
     total: int | None
     is_last: bool
     server_date: str | None  # the answer's Date: the fetch time on the server's clock
-
-
-class TotalMismatch(ProcoreUnavailable):
-    """The pages held a different number of records than Total announced."""
 
 
 def page_params(spec: EndpointSpec, fixed: Mapping[str, str], *, page: int, per_page: int | None = None,
@@ -97,33 +91,6 @@ def parse_page(spec: EndpointSpec, body: Any, headers: Mapping[str, str], *, pag
                or (total is not None and seen_before + len(items) >= total)
                or (link is not None and 'rel="next"' not in link))
     return Page(items, page, per_page, total, is_last, headers.get("Date"))
-
-
-def count_matches(total: int | None, seen: int) -> bool:
-    return total is None or total == seen
-
-
-def iterate_pages(client: ProcoreClient, spec: EndpointSpec, *, budget: BudgetClass | str, company_id: int,
-                  project_id: int | None = None, parent_id: int | None = None,
-                  window: Window | None = None, per_page: int | None = None,
-                  extra: Mapping[str, str] | None = None) -> Iterator[Page]:
-    """Every page of one enumeration; raises TotalMismatch after the last page if counts differ."""
-    path, fixed = spec.list_request(company_id=company_id, project_id=project_id, parent_id=parent_id)
-    size = min(per_page or spec.max_per_page, spec.max_per_page)
-    seen, number, first_total = 0, 1, None
-    while True:
-        params = page_params(spec, fixed, page=number, per_page=size, window=window, extra=extra)
-        body, response = client.get_json(path, budget=budget, params=params, endpoint=f"{spec.kind}:list")
-        page = parse_page(spec, body, response.headers, page=number, per_page=size, seen_before=seen)
-        first_total = page.total if number == 1 else first_total
-        seen += len(page.items)
-        yield page
-        if page.is_last:
-            break
-        number += 1
-    if not count_matches(first_total, seen):
-        raise TotalMismatch(f"{spec.kind}: Total said {first_total}, pages held {seen}", delay_s=1.0,
-                            endpoint=spec.kind)
 
 
 def _int(value: str | None) -> int | None:

@@ -20,7 +20,7 @@ from eva00.procore.circuit import ALERT_CIRCUIT
 from eva00.procore.endpoints import ENDPOINTS, EndpointSpec, Envelope, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, UnsafeUrl
 from eva00.procore.limiter import LimiterConfig
-from eva00.procore.paging import iterate_pages
+from eva00.procore.paging import Page, page_params, parse_page
 from eva00.procore.transfer import LinkUnusable, Transfer
 from eva00.replica.filestore import FileStore
 from eva00.simulator.testing import SimHandle
@@ -170,18 +170,34 @@ def test_every_call_is_counted_and_timed_per_class_endpoint_and_status(
     assert client.metrics.wait_quantile_ms("webhook", 0.95) is not None
 
 
+def iterate_pages(client: ProcoreClient, spec: EndpointSpec, *, company_id: int,
+                  project_id: int | None = None, per_page: int = 100) -> Iterator[Page]:
+    """Every page of one listing, the way the fetcher asks for them one job at a time."""
+    path, fixed = spec.list_request(company_id=company_id, project_id=project_id, parent_id=None)
+    seen, number = 0, 1
+    while True:
+        params = page_params(spec, fixed, page=number, per_page=per_page)
+        body, response = client.get_json(path, budget="scheduled", params=params)
+        page = parse_page(spec, body, response.headers, page=number, per_page=per_page, seen_before=seen)
+        seen += len(page.items)
+        yield page
+        if page.is_last:
+            return
+        number += 1
+
+
 def test_paging_reaches_total_and_a_v2_list_is_normalised(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool, sim: SimHandle) -> None:
     client = _client(settings, sim, redis_client, pool)
-    [project] = [p for p in next(iterate_pages(client, endpoint_for("project"), budget="scheduled",
+    [project] = [p for p in next(iterate_pages(client, endpoint_for("project"),
                                                company_id=sim.company_id)).items][:1]
-    pages = list(iterate_pages(client, endpoint_for("rfi"), budget="scheduled", company_id=sim.company_id,
+    pages = list(iterate_pages(client, endpoint_for("rfi"), company_id=sim.company_id,
                                project_id=project["id"], per_page=3))
     total = pages[0].total
     assert total and sum(len(p.items) for p in pages) == total and len(pages) == -(-total // 3)
     v2 = EndpointSpec("task", "/rest/v2.0/companies/{company_id}/projects/{project_id}/tasks", Scope.PROJECT,
                       envelope=Envelope.DATA, max_per_page=100)
-    items = [i for p in iterate_pages(client, v2, budget="scheduled", company_id=sim.company_id,
+    items = [i for p in iterate_pages(client, v2, company_id=sim.company_id,
                                       project_id=project["id"], per_page=4) for i in p.items]
     assert items and all(isinstance(i["id"], int) for i in items)
 
