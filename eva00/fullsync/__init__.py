@@ -4,5 +4,6 @@
 in PostgreSQL (every job recorded before it reaches a stream), ``status`` its progress as plain data
 and ``progress`` its rendering on a terminal.
 
-Imports the base modules, runtime and replica; never a stage, ops, proof or the simulator.
+Imports the base modules, runtime, replica and procore (the endpoint registry); never a stage, ops,
+proof or the simulator.
 """

@@ -3,8 +3,14 @@
 - tokens / auth: both OAuth grants, the PostgreSQL token store, the shared rotation-safe renewal
 - limiter: the token bucket + sliding window + budgets shared by every process through Redis
 - http: the one send wrapper (limiter, headers, 401/429/503/5xx/connection handling, metrics)
-- circuit, metrics, errors: its collaborators; endpoints, paging, files: what the fetchers use
-- keepalive, cli_auth: the keepalive loop and `eva00 auth login|status`
+- circuit, metrics, errors, keys: its collaborators and its Redis key names
+- endpoints, paging: what the fetchers ask for; transfer: the one download path (redirects,
+  the token only to Procore's hosts, resume, hashing)
+
+Imports only the base modules (config, keys, errors, messages, kinds) and eva00.runtime; never
+stages, replica, fullsync, ops, webhooks, pdf_import, cli, proof or the simulator. Where the
+client needs the rest of the system (alerts are rows in PostgreSQL, bytes go to a file store), it
+takes them as arguments.
 """
 
 from __future__ import annotations
