@@ -72,3 +72,9 @@ DOWNLOAD_SLOTS = f"{PREFIX}:files:slots"
 
 def job_pending_key(kind: str, project_id: int | None) -> str:
     return f"{JOB_PENDING_PREFIX}:{kind}:{project_id or 0}"
+
+
+def webhook_debounce_key(kind: str, project_id: int | None, item_id: int | None) -> str:
+    """Exists while a webhook re-fetch of this record is queued and not started: the listener sets
+    it with the job, the fetcher deletes it when it starts, so one later event queues one more."""
+    return f"{WEBHOOK_DEBOUNCE_PREFIX}:{kind}:{project_id or 0}:{item_id or 0}"

@@ -366,7 +366,7 @@ class Fetcher:
         assert job.item_id is not None
         # The webhook listener debounces on this key; clearing it first means an update that
         # arrives while we fetch queues a fresh job instead of being swallowed.
-        self.redis.delete(f"{keys.WEBHOOK_DEBOUNCE_PREFIX}:{job.kind}:{job.project_id or 0}:{job.item_id}")
+        self.redis.delete(keys.webhook_debounce_key(job.kind, job.project_id, job.item_id))
         shown = self._show(spec, job, job.item_id)
         fetched_at = iso(self.server_now())
         message = PageMessage(

@@ -18,9 +18,9 @@ debounce key keeps that from doubling a job. PostgreSQL down: 503, nothing enque
 retries. Redis down: 503, the row stays ``received`` until a retry or the requeue finishes it.
 
 Debounce contract with the fetcher: the key ``eva00:webhook:debounce:{kind}:{project|0}:{id}``
-(``debounce_key``) exists while a webhook fetch of that item is queued and not started. **The
-fetcher DELs it when it starts an ITEM job of budget WEBHOOK, before its first request.** So a
-burst of updates while the job waits becomes that one fetch (the fetch happens after all of
+(``keys.webhook_debounce_key``) exists while a webhook fetch of that item is queued and not
+started. **The fetcher DELs it when it starts an ITEM job of budget WEBHOOK, before its first
+request.** So a burst of updates while the job waits becomes that one fetch (the fetch happens after all of
 them), and an update arriving once the fetch has started queues a new job: no change is missed.
 The TTL only bounds how long a job lost with Redis (or a fetcher breaking the contract) keeps
 suppressing hints; polling covers that item meanwhile.
@@ -93,10 +93,6 @@ class Outcome:
     http_status: int
     result: str  # enqueued | debounced | duplicate | ignored | invalid
     detail: str = ""
-
-
-def debounce_key(kind: str, project_id: int | None, item_id: int | None) -> str:
-    return f"{keys.WEBHOOK_DEBOUNCE_PREFIX}:{kind}:{project_id or 0}:{item_id or 0}"
 
 
 def route(event: WebhookEvent, company_id: int) -> Target | str:
@@ -205,7 +201,7 @@ class Intake:
             flat += [name, value]
         try:
             entry = self._enqueue_script(
-                keys=[debounce_key(target.kind, target.project_id, target.item_id),
+                keys=[keys.webhook_debounce_key(target.kind, target.project_id, target.item_id),
                       keys.STREAM_SYNC_PRIORITY], args=flat)
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {type(exc).__name__}") from exc

@@ -17,12 +17,13 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import SIM_COMPANY_ID, Settings
+from eva00.keys import webhook_debounce_key as debounce_key
 from eva00.messages import PollJob, decode
 from eva00.ops.localstack import free_port
 from eva00.replica import deletes
 from eva00.replica.records import FetchedRecord, upsert_records
 from eva00.webhooks.events import parse
-from eva00.webhooks.intake import Intake, Unavailable, debounce_key
+from eva00.webhooks.intake import Intake, Unavailable
 from eva00.webhooks.options import WebhookOptions
 from eva00.webhooks.server import listener_redis
 

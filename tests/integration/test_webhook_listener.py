@@ -24,13 +24,14 @@ from psycopg_pool import ConnectionPool
 from eva00 import keys
 from eva00.cli import webhooks as cli
 from eva00.config import Settings
+from eva00.keys import webhook_debounce_key as debounce_key
 from eva00.messages import PollJob, decode
 from eva00.procore import build_client
 from eva00.procore.limiter import LimiterConfig
 from eva00.replica.records import FetchedRecord, upsert_records
 from eva00.simulator.testing import SimHandle, running_simulator
 from eva00.webhooks.auth import Authenticator, SecretFile
-from eva00.webhooks.intake import Intake, debounce_key
+from eva00.webhooks.intake import Intake
 from eva00.webhooks.options import SECRETS_FILE_NAME, WebhookOptions
 from eva00.webhooks.register import ApiError, HooksApi
 from eva00.webhooks.server import Listener, health_checks, listener_redis

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from eva00.keys import webhook_debounce_key as debounce_key
 from eva00.kinds import KIND_TABLE
 from eva00.webhooks.events import parse
-from eva00.webhooks.intake import Target, debounce_key, route
+from eva00.webhooks.intake import Target, route
 from eva00.webhooks.resources import RESOURCE_KINDS, SEED_TRIGGERS, wanted_triggers
 from tests.unit.test_webhook_events import v2, v4
 
