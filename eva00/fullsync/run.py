@@ -4,7 +4,7 @@ The command only enqueues and watches. A run enqueues FULL poll jobs (budget "sc
 eva00:sync:scheduled; the fetchers and the differ do the work exactly as for everyday polls. Phase
 N+1's jobs are enqueued once every job of phase N has settled (its page committed by the differ);
 within a phase, project-scoped kinds wait for the run's project poll, drawings for their project's
-drawing areas. File downloads (eva00:files) overlap by themselves.
+drawing areas. File downloads (eva00:files:p1..p5) overlap by themselves.
 
 Resumable: every job of a run is in PostgreSQL (eva00/fullsync/ledger.py). ``heal`` re-enqueues
 the jobs that are queued there and in no stream (Redis wiped, a stop, a crash between COMMIT and

@@ -156,11 +156,14 @@ class Stage:
         log.info("%s: signal %d, finishing the current message", self.name, signum)
         self.stopping = True
 
-    def run(self) -> int:
+    def run(self, after_step: Callable[[], None] | None = None) -> int:
+        """Step until stopped, calling ``after_step`` (a program's housekeeping) after each step."""
         self._until_redis_ok(self._ensure_groups)
         log.info("%s: consuming %s as %s", self.name, self.inputs, self.bus.consumer)
         while not self.stopping:
             self.step()
+            if after_step is not None:
+                after_step()
         log.info("%s: stopped after %d messages", self.name, self.stats.handled)
         return 0
 

@@ -213,7 +213,7 @@ class Differ:
         for record in records:
             for ref in file_refs(record.kind, record.payload):
                 if files.link_fetched(conn, record.kind, record.procore_id, record.project_id, ref):
-                    jobs.append((keys.STREAM_FILES, FileJob(
+                    jobs.append((keys.file_stream(ref.priority), FileJob(
                         kind=record.kind, procore_id=record.procore_id, project_id=record.project_id,
                         url_field=ref.url_field, url=ref.url, procore_file_id=ref.file_id,
                         procore_version_id=ref.version_id, expected_size_bytes=ref.size_bytes,

@@ -30,7 +30,7 @@ from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.replica.filestore import FileStore
 from eva00.runtime.stage import Stage
 from eva00.simulator.testing import SimHandle, running_simulator
-from eva00.stages.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, build_downloader
+from eva00.stages.downloader import DOWNLOAD_INPUTS, build_downloader
 from eva00.stages.text_extractor import TextExtractor
 from eva00.stages.thumbnailer import Thumbnailer
 from tests.conftest import Stack
@@ -48,9 +48,7 @@ def sync_world(sim: SimHandle, settings: Settings, client: redis.Redis) -> None:
         pipeline.sync_everything()
         store = FileStore(configured.data_dir, min_free_ratio=0.0)
         downloader = build_downloader(configured, client, pool)
-        stages = [Stage("router", configured.replace(stream_batch=100), client, pool, ROUTE_INPUTS,
-                        downloader, consumer="router-check"),
-                  Stage("downloader", configured, client, pool, DOWNLOAD_INPUTS, downloader,
+        stages = [Stage("downloader", configured, client, pool, DOWNLOAD_INPUTS, downloader,
                         consumer="downloader-check"),
                   Stage("thumbnailer", configured, client, pool,
                         [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)], Thumbnailer(store),
@@ -344,7 +342,7 @@ def test_a_dead_letter_counts_once_unless_declared_expected(replica: Replica) ->
 
 
 def test_a_dead_letter_only_in_the_stream_still_counts(replica: Replica) -> None:
-    replica.redis.xadd(keys.STREAM_DEAD_LETTERS, {"dl_stream": keys.STREAM_FILES, "dl_id": "2-2",
+    replica.redis.xadd(keys.STREAM_DEAD_LETTERS, {"dl_stream": keys.file_stream(1), "dl_id": "2-2",
                                                   "dl_error": "fatal: injected"})
     report = replica.check()
     only(report, "unexpected_dead_letters")

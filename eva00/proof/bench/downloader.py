@@ -103,7 +103,7 @@ class Bench:
                 (procore_id, url)).fetchone()
         job = FileJob(kind="submittal", procore_id=procore_id, project_id=1,
                       url_field="attachments[id=1].url", url=url, priority=1)
-        self.redis.xadd(keys.STREAM_FILES, job.to_fields())  # type: ignore[arg-type]
+        self.redis.xadd(keys.file_stream(job.priority), job.to_fields())  # type: ignore[arg-type]
         return int(row[0]) if row else 0
 
     def status(self, link: int) -> str:
