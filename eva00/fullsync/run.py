@@ -33,7 +33,7 @@ from eva00.fullsync import ledger
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode, decode
 from eva00.procore.endpoints import endpoint_for
-from eva00.runtime.bus import owed_entries
+from eva00.runtime.bus import Bus, owed_entries
 from eva00.stages.fetcher import MAX_RERUNS
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class FullSync:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.redis = client
+        self.bus = Bus(client, "full-sync")
         self.pool = pool
         self.clock = clock
 
@@ -151,7 +152,7 @@ class FullSync:
             for job in again:
                 log.warning("full sync %s: %s in project %s kept disagreeing; polling it again",
                             run.run_id, job.kind, job.project_id)
-                self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+                self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
         return waiting
 
     def _units(self, conn: psycopg.Connection[Any], run: Run, phase: int,
@@ -213,7 +214,7 @@ class FullSync:
              _json(job))).fetchone()]
         conn.commit()  # durable before it is on a stream: a crash in between is healed
         for job in fresh:
-            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+            self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
         if fresh:
             log.info("full sync %s: %d jobs enqueued", run.run_id, len(fresh))
         return len(fresh)
@@ -233,7 +234,7 @@ class FullSync:
         orphans = [PollJob.from_dict(job) for key, parent, job, page in rows
                    if not {key, page, parent} & live]
         for job in orphans:
-            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+            self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
         if orphans:
             log.info("full sync %s: %d jobs re-enqueued from PostgreSQL", run.run_id, len(orphans))
         return len(orphans)

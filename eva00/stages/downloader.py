@@ -46,7 +46,7 @@ from eva00.procore.transfer import (
 from eva00.replica import files
 from eva00.replica.files import FileState, LinkRow
 from eva00.replica.filestore import DiskLow, FileStore
-from eva00.runtime.bus import Delivery, Outgoing, owed_entries
+from eva00.runtime.bus import Bus, Delivery, Outgoing, owed_entries
 
 log = logging.getLogger(__name__)
 
@@ -296,13 +296,12 @@ def requeue_pending(conn: psycopg.Connection, client: redis.Redis, older_than_s:
         candidates = files.stale_pending(conn, older_than_s, limit)
         lost = [link_id for link_id, identity in candidates if identity not in queued]
         rows = files.touch_links(conn, lost)
-    pipe = client.pipeline(transaction=False)
-    for kind, procore_id, project_id, url_field, file_id, version_id, url, size in rows:
-        job = FileJob(kind=kind, procore_id=procore_id, project_id=project_id, url_field=url_field, url=url,
-                      procore_file_id=file_id, procore_version_id=version_id, expected_size_bytes=size,
-                      priority=PRIORITY.get(kind, 5))
-        pipe.xadd(keys.file_stream(job.priority), job.to_fields())  # type: ignore[arg-type]
-    pipe.execute()
+    jobs = [FileJob(kind=kind, procore_id=procore_id, project_id=project_id, url_field=url_field, url=url,
+                    procore_file_id=file_id, procore_version_id=version_id, expected_size_bytes=size,
+                    priority=PRIORITY.get(kind, 5))
+            for kind, procore_id, project_id, url_field, file_id, version_id, url, size in rows]
+    Bus(client, "downloader-reconciler").publish_many(
+        (keys.file_stream(job.priority), job) for job in jobs)
     if rows:
         log.info("re-enqueued %d pending file links", len(rows))
     return len(rows)
