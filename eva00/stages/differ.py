@@ -41,6 +41,8 @@ def parse_time(value: str) -> datetime:
 
 
 class Differ:
+    accepts: tuple[type[Message], ...] = (PageMessage,)
+
     def __init__(self, mass_delete_ratio: float, redis_client: Any = None) -> None:
         self.mass_delete_ratio = mass_delete_ratio
         self.redis = redis_client  # only to clear the scheduler's pending marker

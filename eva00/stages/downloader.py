@@ -165,6 +165,8 @@ class DiskGuard:
 # --- the stage handler ---
 
 class Downloader:
+    accepts: tuple[type[Message], ...] = (FileJob,)
+
     def __init__(self, transfer: Transfer, store: FileStore, slots: DownloadSlots, guard: DiskGuard, *,
                  max_attempts: int = 5, budget: str = "scheduled", holder: str | None = None) -> None:
         self.transfer, self.store, self.slots, self.guard = transfer, store, slots, guard

@@ -25,10 +25,11 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
+from eva00.messages import StoredFileJob
 from eva00.proof.checker.run import FIGURES, CheckReport, SimulatorView, check, simulator_at
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.replica.filestore import FileStore
-from eva00.runtime.stage import Stage
+from eva00.runtime.stage import Stage, accepting
 from eva00.simulator.testing import SimHandle, running_simulator
 from eva00.stages.downloader import DOWNLOAD_INPUTS, build_downloader
 from eva00.stages.text_extractor import TextExtractor
@@ -51,10 +52,10 @@ def sync_world(sim: SimHandle, settings: Settings, client: redis.Redis) -> None:
         stages = [Stage("downloader", configured, client, pool, DOWNLOAD_INPUTS, downloader,
                         consumer="downloader-check"),
                   Stage("thumbnailer", configured, client, pool,
-                        [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)], Thumbnailer(store),
-                        consumer="thumbnailer-check"),
+                        [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)],
+                        accepting(StoredFileJob)(Thumbnailer(store)), consumer="thumbnailer-check"),
                   Stage("text", configured, client, pool, [(keys.STREAM_TEXT, keys.GROUP_TEXT)],
-                        TextExtractor(store), consumer="text-check")]
+                        accepting(StoredFileJob)(TextExtractor(store)), consumer="text-check")]
         for stage in stages:
             for stream, group in stage.inputs:
                 stage.bus.ensure_group(stream, group)
