@@ -15,9 +15,9 @@ STREAM_SYNC_SCHEDULED = f"{PREFIX}:sync:scheduled"
 STREAM_SYNC_PRIORITY = f"{PREFIX}:sync:priority"
 # Fetched pages of records, from fetchers to the differ.
 STREAM_PAGES = f"{PREFIX}:pages"
-# File jobs (record, URL field, Procore file/version id), from the differ to the downloader.
-STREAM_FILES = f"{PREFIX}:files"
-# File jobs by download priority (1 submittals .. 5 other), routed from STREAM_FILES.
+# File jobs (record, URL field, Procore file/version id) by download priority, 1 (submittals) ..
+# 5 (other): every producer (differ, reconciler, cover-sheet import) adds a job straight to the
+# stream of its priority (file_stream), and downloaders drain them in this order.
 STREAM_FILES_BY_PRIORITY: tuple[str, ...] = tuple(f"{PREFIX}:files:p{n}" for n in range(1, 6))
 # Stored files waiting for a thumbnail.
 STREAM_THUMBNAILS = f"{PREFIX}:thumbnails"
@@ -49,7 +49,6 @@ PIPELINE_GROUPS: tuple[tuple[str, str], ...] = (
     (STREAM_SYNC_PRIORITY, GROUP_FETCHERS),
     (STREAM_SYNC_SCHEDULED, GROUP_FETCHERS),
     (STREAM_PAGES, GROUP_DIFFERS),
-    (STREAM_FILES, GROUP_DOWNLOADERS),
     *((stream, GROUP_DOWNLOADERS) for stream in STREAM_FILES_BY_PRIORITY),
     (STREAM_THUMBNAILS, GROUP_THUMBNAILERS),
     (STREAM_TEXT, GROUP_TEXT),
@@ -68,6 +67,11 @@ JOB_PENDING_PREFIX = f"{PREFIX}:job:pending"
 WEBHOOK_DEBOUNCE_PREFIX = f"{PREFIX}:webhook:debounce"
 # Download slots shared by every downloader process: a sorted set of holder -> lease expiry.
 DOWNLOAD_SLOTS = f"{PREFIX}:files:slots"
+
+
+def file_stream(priority: int) -> str:
+    """The stream of a file job's priority; out-of-range priorities go to the nearest end."""
+    return STREAM_FILES_BY_PRIORITY[min(max(priority, 1), len(STREAM_FILES_BY_PRIORITY)) - 1]
 
 
 def job_pending_key(kind: str, project_id: int | None) -> str:

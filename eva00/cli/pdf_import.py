@@ -162,7 +162,7 @@ def _store_cover_sheet(args: argparse.Namespace, env: Environment, parsed: dict[
             client = redis.Redis.from_url(env.settings.effective_redis_url, socket_timeout=10)
             try:
                 Bus(client, "pdf-import", maxlen=env.settings.stream_maxlen).forward(
-                    None, [(keys.STREAM_FILES, job) for job in result.jobs])
+                    None, [(keys.file_stream(job.priority), job) for job in result.jobs])
             finally:
                 client.close()
     except (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError) as exc:

@@ -19,6 +19,7 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS, KIND_TABLE
 from eva00.messages import BudgetClass, PollJob, PollMode
+from eva00.runtime.bus import Bus
 
 
 def kinds_for(entity: str) -> tuple[str, ...]:
@@ -52,8 +53,8 @@ def build_jobs(kinds: Sequence[str], project_ids: Sequence[int], item_id: int | 
 
 
 def enqueue(client: redis.Redis, jobs: Sequence[PollJob]) -> list[str]:
-    return [client.xadd(keys.STREAM_SYNC_PRIORITY, job.to_fields()).decode()  # type: ignore[arg-type, union-attr]
-            for job in jobs]
+    bus = Bus(client, "eva00-sync")
+    return [bus.publish(keys.STREAM_SYNC_PRIORITY, job) for job in jobs]
 
 
 def wait_for(database_url: str, jobs: Sequence[PollJob], since_epoch: float, timeout_s: float,

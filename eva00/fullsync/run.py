@@ -4,7 +4,7 @@ The command only enqueues and watches. A run enqueues FULL poll jobs (budget "sc
 eva00:sync:scheduled; the fetchers and the differ do the work exactly as for everyday polls. Phase
 N+1's jobs are enqueued once every job of phase N has settled (its page committed by the differ);
 within a phase, project-scoped kinds wait for the run's project poll, drawings for their project's
-drawing areas. File downloads (eva00:files) overlap by themselves.
+drawing areas. File downloads (eva00:files:p1..p5) overlap by themselves.
 
 Resumable: every job of a run is in PostgreSQL (eva00/fullsync/ledger.py). ``heal`` re-enqueues
 the jobs that are queued there and in no stream (Redis wiped, a stop, a crash between COMMIT and
@@ -33,7 +33,7 @@ from eva00.fullsync import ledger
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.messages import MAX_RERUNS, BudgetClass, Message, PageMessage, PollJob, PollMode, decode
 from eva00.procore.endpoints import endpoint_for
-from eva00.runtime.bus import owed_entries
+from eva00.runtime.bus import Bus, owed_entries
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class FullSync:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.redis = client
+        self.bus = Bus(client, "full-sync")
         self.pool = pool
         self.clock = clock
 
@@ -150,7 +151,7 @@ class FullSync:
             for job in again:
                 log.warning("full sync %s: %s in project %s kept disagreeing; polling it again",
                             run.run_id, job.kind, job.project_id)
-                self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+                self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
         return waiting
 
     def _units(self, conn: psycopg.Connection[Any], run: Run, phase: int,
@@ -212,7 +213,7 @@ class FullSync:
              _json(job))).fetchone()]
         conn.commit()  # durable before it is on a stream: a crash in between is healed
         for job in fresh:
-            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+            self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
         if fresh:
             log.info("full sync %s: %d jobs enqueued", run.run_id, len(fresh))
         return len(fresh)
@@ -232,7 +233,7 @@ class FullSync:
         orphans = [PollJob.from_dict(job) for key, parent, job, page in rows
                    if not {key, page, parent} & live]
         for job in orphans:
-            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+            self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
         if orphans:
             log.info("full sync %s: %d jobs re-enqueued from PostgreSQL", run.run_id, len(orphans))
         return len(orphans)

@@ -1,4 +1,6 @@
-"""The Redis Streams seam: groups, reading (own pending first), reclaiming, forwarding, trimming.
+"""The Redis Streams seam: groups, publishing, reading (own pending first), reclaiming, forwarding,
+trimming. It is the one module that adds entries to a stream (XADD), so how a message becomes a
+stream entry is decided here alone.
 
 Delivery guarantee: at least once. An entry stays in its group's pending list until the stage has
 committed its effect to PostgreSQL; then one MULTI adds the downstream entries and acknowledges
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
+from redis.commands.core import Script
 
 from eva00 import keys
 from eva00.messages import Fields, Message
@@ -51,6 +55,21 @@ def _is_nogroup(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
 
 
+def _add(target: redis.Redis | Pipeline, stream: str, message: Message) -> Any:
+    """The one XADD of a message: its fields as they are, no MAXLEN (stages trim what they read)."""
+    return target.xadd(stream, message.to_fields())  # type: ignore[arg-type]
+
+
+# Add the entry and remember its id under KEYS[1] for ARGV[1] seconds, unless KEYS[1] exists: one
+# script, so two callers racing on the same key never both add. ARGV[2..] are the entry's fields.
+_PUBLISH_UNLESS_KEY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local entry = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[1], entry, 'EX', ARGV[1])
+return entry
+"""
+
+
 class Bus:
     """One consumer's view of the streams. Not thread-safe: one Bus per loop."""
 
@@ -62,6 +81,7 @@ class Bus:
         self._own_pending_done: set[tuple[str, str]] = set()
         # While draining: the last own pending id handed out, so each is re-read once.
         self._own_pending_after: dict[tuple[str, str], str] = {}
+        self._publish_unless_key: Script | None = None  # registered on first use
 
     # --- groups ---
 
@@ -72,6 +92,31 @@ class Bus:
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    # --- publishing: a new entry that answers no delivery (a scheduler, a CLI, a reconciler) ---
+
+    def publish(self, stream: str, message: Message) -> str:
+        """Add one entry; returns its id."""
+        return _text(_add(self.redis, stream, message))
+
+    def publish_many(self, outgoing: Iterable[Outgoing]) -> list[str]:
+        """Add entries in one round trip, not atomically: each stands alone, so a failure part
+        way leaves the ones before it (callers re-enqueue what a stream does not hold)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, message in outgoing:
+            _add(pipe, stream, message)
+        return [_text(entry_id) for entry_id in pipe.execute()]
+
+    def publish_unless_key(self, stream: str, message: Message, *, key: str, ttl_s: int) -> str | None:
+        """Add the entry and set ``key`` to its id for ``ttl_s``, atomically, unless ``key`` exists
+        (a debounce: an entry that covers this one is already queued); None when it existed."""
+        if self._publish_unless_key is None:
+            self._publish_unless_key = self.redis.register_script(_PUBLISH_UNLESS_KEY)
+        args: list[Any] = [str(ttl_s)]
+        for name, value in message.to_fields().items():
+            args += [name, value]
+        entry = self._publish_unless_key(keys=[key, stream], args=args)
+        return None if entry is None else _text(entry)
 
     # --- reading ---
 
@@ -174,7 +219,7 @@ class Bus:
         """XADD every downstream entry and XACK the upstream one, atomically."""
         pipe = self.redis.pipeline(transaction=True)
         for stream, item in outgoing:
-            pipe.xadd(stream, item.to_fields())  # type: ignore[arg-type]
+            _add(pipe, stream, item)
         if delivery is not None:
             pipe.xack(delivery.stream, delivery.group, delivery.entry_id)
         pipe.execute()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import redis
 from psycopg_pool import ConnectionPool
@@ -24,6 +24,8 @@ from eva00.runtime.process import connect, on_terminate
 from eva00.runtime.stage import Handler, Stage
 
 log = logging.getLogger(__name__)
+
+H = TypeVar("H", bound=Handler)
 
 # What a stage reads, in priority order: fixed, or chosen by a setting.
 Inputs = Sequence[tuple[str, str]] | Callable[[Settings], Sequence[tuple[str, str]]]
@@ -77,20 +79,28 @@ def _connected(name: str, pool_size: int) -> Program:
     return Program(name, settings, client, pool)
 
 
-def run_stage(name: str, inputs: Inputs, build_handler: Callable[[Program], Handler], *,
-              pool_size: int = 4) -> NoReturn:
-    """Run a Stage over ``inputs`` with the handler ``build_handler`` makes; exit with its code."""
+def run_stage(name: str, inputs: Inputs, build_handler: Callable[[Program], H], *,
+              pool_size: int = 4, stream_batch: int | None = None,
+              between_steps: Callable[[Program, H], Callable[[], None]] | None = None) -> NoReturn:
+    """Run a Stage over ``inputs`` with the handler ``build_handler`` makes; exit with its code.
+
+    ``stream_batch`` overrides EVA00_STREAM_BATCH for this stage (1: a long job never holds others
+    it read with it); ``between_steps`` makes, from the program and its handler, work to do after
+    every step (periodic housekeeping that needs the handler's collaborators)."""
     program = _connected(name, pool_size)
     handler = build_handler(program)
     streams = inputs(program.settings) if callable(inputs) else inputs
-    stage = Stage(name, program.settings, program.redis, program.pool, streams, handler)
+    settings = (program.settings if stream_batch is None
+                else program.settings.replace(stream_batch=stream_batch))
+    stage = Stage(name, settings, program.redis, program.pool, streams, handler)
+    after_step = between_steps(program, handler) if between_steps is not None else None
 
     def stop_stage() -> None:
         stage.stopping = True
 
     program.on_stop(stop_stage)
     on_terminate(program.request_stop)
-    raise SystemExit(stage.run())
+    raise SystemExit(stage.run(after_step))
 
 
 def run_program(name: str, main: Callable[[Program], None], *, pool_size: int = 2) -> NoReturn:

@@ -59,8 +59,37 @@ def _pg_unavailable(exc: psycopg.Error) -> bool:
 
 
 class Handler(Protocol):
+    """A stage's work on one message. ``accepts`` names the message types it takes: the Stage
+    dead-letters any other type before the handler sees it, naming that type."""
+
+    @property
+    def accepts(self) -> tuple[type[Message], ...]: ...
+
     def __call__(self, conn: psycopg.Connection, message: Message,
                  delivery: Delivery) -> Sequence[Outgoing]: ...
+
+
+HandleFn = Callable[[psycopg.Connection, Message, Delivery], Sequence[Outgoing]]
+
+
+class Accepting:
+    """A plain function as a Handler of the message types it names (see ``accepting``)."""
+
+    def __init__(self, accepts: tuple[type[Message], ...], handle: HandleFn) -> None:
+        self.accepts = accepts
+        self._handle = handle
+
+    def __call__(self, conn: psycopg.Connection, message: Message,
+                 delivery: Delivery) -> Sequence[Outgoing]:
+        return self._handle(conn, message, delivery)
+
+
+def accepting(*types: type[Message]) -> Callable[[HandleFn], Accepting]:
+    """Declare the message types a handler written as a function (or wired from outside) takes."""
+    def declare(handle: HandleFn) -> Accepting:
+        return Accepting(types, handle)
+
+    return declare
 
 
 def consumer_name(stage: str) -> str:
@@ -156,11 +185,14 @@ class Stage:
         log.info("%s: signal %d, finishing the current message", self.name, signum)
         self.stopping = True
 
-    def run(self) -> int:
+    def run(self, after_step: Callable[[], None] | None = None) -> int:
+        """Step until stopped, calling ``after_step`` (a program's housekeeping) after each step."""
         self._until_redis_ok(self._ensure_groups)
         log.info("%s: consuming %s as %s", self.name, self.inputs, self.bus.consumer)
         while not self.stopping:
             self.step()
+            if after_step is not None:
+                after_step()
         log.info("%s: stopped after %d messages", self.name, self.stats.handled)
         return 0
 
@@ -229,7 +261,7 @@ class Stage:
             self._dead_letter(delivery, f"delivered {delivery.times_delivered} times without success")
             return
         try:
-            message = decode(delivery.fields)
+            message = self._accepted(decode(delivery.fields))
             outgoing = self._until_pg_ok(lambda: self._handle_in_transaction(message, delivery))
         except Skip as exc:
             log.info("%s: %s skipped: %s", self.name, delivery.entry_id, exc)
@@ -257,6 +289,12 @@ class Stage:
         self._until_redis_ok(lambda: self.bus.forward(delivery, outgoing))
         self._fed.update(stream for stream, _message in outgoing)
         self.stats.handled += 1
+
+    def _accepted(self, message: Message) -> Message:
+        if not isinstance(message, self.handler.accepts):
+            taken = ", ".join(t.TYPE for t in self.handler.accepts)
+            raise Poison(f"the {self.name} stage does not accept {message.TYPE} messages (it takes {taken})")
+        return message
 
     def _handle_in_transaction(self, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
         with self.pool.connection() as conn, conn.transaction():

@@ -41,6 +41,8 @@ def parse_time(value: str) -> datetime:
 
 
 class Differ:
+    accepts: tuple[type[Message], ...] = (PageMessage,)
+
     def __init__(self, mass_delete_ratio: float, redis_client: Any = None) -> None:
         self.mass_delete_ratio = mass_delete_ratio
         self.redis = redis_client  # only to clear the scheduler's pending marker
@@ -213,7 +215,7 @@ class Differ:
         for record in records:
             for ref in file_refs(record.kind, record.payload):
                 if files.link_fetched(conn, record.kind, record.procore_id, record.project_id, ref):
-                    jobs.append((keys.STREAM_FILES, FileJob(
+                    jobs.append((keys.file_stream(ref.priority), FileJob(
                         kind=record.kind, procore_id=record.procore_id, project_id=record.project_id,
                         url_field=ref.url_field, url=ref.url, procore_file_id=ref.file_id,
                         procore_version_id=ref.version_id, expected_size_bytes=ref.size_bytes,

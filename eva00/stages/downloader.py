@@ -9,8 +9,8 @@ files row and record_files.status = 'downloaded' in one commit; a crash before t
 re-downloads, resuming the temp file with Range + If-Range, and dedups. Every outcome of a
 transfer is committed to the row (attempts, last_error, failed/expired); a row left pending
 without a job (Redis wiped, a failed attempt awaiting its retry) is re-enqueued by
-requeue_pending(). Jobs arrive on keys.STREAM_FILES and are routed at once to one stream per
-priority, which the downloading stage drains in order (submittals first); at most ``limit``
+requeue_pending(). Producers add each job to the stream of its priority (keys.file_stream),
+which the downloading stage drains in order (submittals first); at most ``limit``
 transfers run at once across every process (DownloadSlots). Below the disk's free-space share the
 handler waits with a critical alert open, and resolves it when space returns.
 """
@@ -46,29 +46,23 @@ from eva00.replica import files
 from eva00.replica.files import FileState, LinkRow
 from eva00.replica.filestore import DiskLow, FileStore
 from eva00.runtime.alerts import raise_alert, resolve_alert
-from eva00.runtime.bus import Delivery, Outgoing, owed_entries
+from eva00.runtime.bus import Bus, Delivery, Outgoing, owed_entries
 
 log = logging.getLogger(__name__)
 
 # --- Redis keys of this stage (lost with Redis like any other; requeue_pending heals) ---
 # File jobs by priority, 1 (submittals) .. 5 (other): the stage reads them in this order.
 STREAM_FILES_BY_PRIORITY = keys.STREAM_FILES_BY_PRIORITY
-# What the downloading stage reads, most urgent first (one job per read, see processes/downloader.py).
+# What the downloading stage reads, most urgent first (one job per read, see processes/downloader.py),
+# so an urgent job never waits behind a backlog of photos.
 DOWNLOAD_INPUTS: tuple[tuple[str, str], ...] = tuple(
     (stream, keys.GROUP_DOWNLOADERS) for stream in STREAM_FILES_BY_PRIORITY)
-# The differ's single stream: a routing stage moves its jobs, in large batches and without any
-# download, to the priority streams, so an urgent job never waits behind a backlog of photos.
-ROUTE_INPUTS: tuple[tuple[str, str], ...] = ((keys.STREAM_FILES, keys.GROUP_DOWNLOADERS),)
 # The critical alert open while downloads pause for lack of disk space.
 DISK_ALERT_KEY = "disk-low:files"
 
 OUTAGE_WAIT_S = 600.0  # longest a download waits for Procore in-process before it counts as a failure
 THUMBNAIL_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/gif", "image/tiff", "image/bmp")
 TEXT_TYPES = ("application/pdf",)
-
-
-def priority_stream(priority: int) -> str:
-    return STREAM_FILES_BY_PRIORITY[min(max(priority, 1), 5) - 1]
 
 
 # --- at most N transfers across every process: a Redis semaphore with expiring leases ---
@@ -171,6 +165,8 @@ class DiskGuard:
 # --- the stage handler ---
 
 class Downloader:
+    accepts: tuple[type[Message], ...] = (FileJob,)
+
     def __init__(self, transfer: Transfer, store: FileStore, slots: DownloadSlots, guard: DiskGuard, *,
                  max_attempts: int = 5, budget: str = "scheduled", holder: str | None = None) -> None:
         self.transfer, self.store, self.slots, self.guard = transfer, store, slots, guard
@@ -182,8 +178,6 @@ class Downloader:
     def __call__(self, conn: psycopg.Connection, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
         if not isinstance(message, FileJob):
             raise Poison(f"the downloader takes file jobs, not {message.TYPE}")
-        if delivery.stream == keys.STREAM_FILES:
-            return [(priority_stream(message.priority), message)]
         row = files.lock_link(conn, message)
         if row is None:
             raise Skip(f"{message.kind} {message.procore_id} {message.url_field}: no pending link"
@@ -304,13 +298,12 @@ def requeue_pending(conn: psycopg.Connection, client: redis.Redis, older_than_s:
         candidates = files.stale_pending(conn, older_than_s, limit)
         lost = [link_id for link_id, identity in candidates if identity not in queued]
         rows = files.touch_links(conn, lost)
-    pipe = client.pipeline(transaction=False)
-    for kind, procore_id, project_id, url_field, file_id, version_id, url, size in rows:
-        job = FileJob(kind=kind, procore_id=procore_id, project_id=project_id, url_field=url_field, url=url,
-                      procore_file_id=file_id, procore_version_id=version_id, expected_size_bytes=size,
-                      priority=PRIORITY.get(kind, 5))
-        pipe.xadd(priority_stream(job.priority), job.to_fields())  # type: ignore[arg-type]
-    pipe.execute()
+    jobs = [FileJob(kind=kind, procore_id=procore_id, project_id=project_id, url_field=url_field, url=url,
+                    procore_file_id=file_id, procore_version_id=version_id, expected_size_bytes=size,
+                    priority=PRIORITY.get(kind, 5))
+            for kind, procore_id, project_id, url_field, file_id, version_id, url, size in rows]
+    Bus(client, "downloader-reconciler").publish_many(
+        (keys.file_stream(job.priority), job) for job in jobs)
     if rows:
         log.info("re-enqueued %d pending file links", len(rows))
     return len(rows)
@@ -319,7 +312,7 @@ def requeue_pending(conn: psycopg.Connection, client: redis.Redis, older_than_s:
 def _queued_links(client: redis.Redis) -> set[tuple[Any, ...]]:
     """Identities of the links some downloader stream still holds a job for."""
     found: set[tuple[Any, ...]] = set()
-    for stream in (keys.STREAM_FILES, *STREAM_FILES_BY_PRIORITY):
+    for stream in STREAM_FILES_BY_PRIORITY:
         for fields in owed_entries(client, stream, keys.GROUP_DOWNLOADERS):
             try:
                 job = decode(fields)

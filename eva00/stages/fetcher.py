@@ -72,6 +72,8 @@ def http_date(value: str | None) -> datetime | None:
 
 
 class Fetcher:
+    accepts: tuple[type[Message], ...] = (PollJob,)
+
     def __init__(self, settings: Settings, client: ProcoreClient, redis_client: redis.Redis, *,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,

@@ -23,6 +23,7 @@ from eva00.config import Settings
 from eva00.fullsync.run import held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, PollJob, PollMode
+from eva00.runtime.bus import Bus
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Scheduler:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.redis = client
+        self.bus = Bus(client, "scheduler")
         self.pool = pool
         self.clock = clock
         self.known_projects: set[int] = set()
@@ -69,7 +71,7 @@ class Scheduler:
     # --- enqueueing ---
 
     def enqueue(self, jobs: Iterable[PollJob], ttl_s: int) -> int:
-        """XADD each job whose (kind, project, mode) has none pending and that no running full
+        """Publish each job whose (kind, project, mode) has none pending and that no running full
         sync is about to fetch; returns how many."""
         jobs = list(jobs)
         with self.pool.connection() as conn:
@@ -82,7 +84,7 @@ class Scheduler:
             if not self.redis.set(marker, job.reason, nx=True, ex=ttl_s):
                 continue
             job = dataclasses.replace(job, pending_key=marker)
-            self.redis.xadd(keys.STREAM_SYNC_SCHEDULED, job.to_fields())  # type: ignore[arg-type]
+            self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
             added += 1
         return added
 

@@ -8,8 +8,8 @@ crash at any point. The steps and what a crash between them leaves:
    recorded ``ignored``), INSERT it ``received`` (``ON CONFLICT (event_key) DO NOTHING``: a
    duplicate or a replay a day later inserts nothing), and for a delete mark the replica's row
    ``delete_pending``. COMMIT.
-2. One atomic Redis script: unless the resource's debounce key exists, XADD the PollJob and SET
-   the key to its entry id (EX ``debounce_ttl_s``).
+2. One atomic ``Bus.publish_unless_key``: unless the resource's debounce key exists, add the
+   PollJob and SET the key to its entry id (EX ``debounce_ttl_s``).
 3. UPDATE the row ``enqueued``; answer 202.
 
 A crash after 1 leaves a ``received`` row: Procore's retry of the same event (a duplicate of an
@@ -50,20 +50,13 @@ from psycopg_pool import ConnectionPool
 from eva00 import keys
 from eva00.kinds import table_for
 from eva00.messages import BudgetClass, PollJob, PollMode
+from eva00.runtime.bus import Bus
 from eva00.webhooks import events
 from eva00.webhooks.events import WebhookEvent
 from eva00.webhooks.options import WebhookOptions
 from eva00.webhooks.resources import PARENT_RESOURCES, is_company_level, kind_for
 
 log = logging.getLogger(__name__)
-
-# XADD the job and SET the debounce key to its entry id, unless the key exists; atomically.
-_ENQUEUE_UNLESS_DEBOUNCED = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local entry = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[1], entry, 'EX', ARGV[1])
-return entry
-"""
 
 
 class EventStatus(StrEnum):
@@ -131,7 +124,8 @@ class Intake:
         self.pool = pool
         self.clock = clock
         self.pool_timeout_s = pool_timeout_s
-        self._enqueue_script = client.register_script(_ENQUEUE_UNLESS_DEBOUNCED)
+        # Queues a re-fetch unless one for the same resource is already queued (its debounce key).
+        self.bus = Bus(client, "webhook")
         self._delete_pending_tables: frozenset[str] | None = None
 
     # --- one event ---
@@ -196,19 +190,15 @@ class Intake:
         job = PollJob(kind=target.kind, project_id=target.project_id, mode=PollMode.ITEM,
                       budget=BudgetClass.WEBHOOK, reason=f"webhook:{event.event_type}",
                       item_id=target.item_id, requested_at=self.clock())
-        flat: list[Any] = [str(self.options.debounce_ttl_s)]
-        for name, value in job.to_fields().items():
-            flat += [name, value]
         try:
-            entry = self._enqueue_script(
-                keys=[keys.webhook_debounce_key(target.kind, target.project_id, target.item_id),
-                      keys.STREAM_SYNC_PRIORITY], args=flat)
+            entry_id = self.bus.publish_unless_key(
+                keys.STREAM_SYNC_PRIORITY, job, ttl_s=self.options.debounce_ttl_s,
+                key=keys.webhook_debounce_key(target.kind, target.project_id, target.item_id))
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {type(exc).__name__}") from exc
-        if entry is None:
+        if entry_id is None:
             outcome = Outcome(202, "debounced", "covered by the fetch already queued")
         else:
-            entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
             outcome = Outcome(202, "enqueued", f"fetch queued as {entry_id}")
         try:
             with conn.transaction():

@@ -271,3 +271,29 @@ def test_an_outbound_feed_nobody_reads_yet_is_capped_and_once_read_loses_only_ac
     redis_client.xack(IN, GROUP, *read)
     cap_unconsumed(redis_client, IN, maxlen=10)
     assert [i.decode() for i, _f in redis_client.xrange(IN)] == ids[50:], "unread entries are kept"
+
+
+def _items(client: redis.Redis, stream: str) -> list[Message]:
+    return [decode(fields) for _id, fields in client.xrange(stream)]  # type: ignore[union-attr]
+
+
+def test_publish_adds_one_entry_and_returns_its_id(bus: Bus, redis_client: redis.Redis) -> None:
+    entry_id = bus.publish(OUT, Item(7))
+    assert [e[0].decode() for e in redis_client.xrange(OUT)] == [entry_id]  # type: ignore[union-attr]
+    assert _items(redis_client, OUT) == [Item(7)]
+
+
+def test_publish_many_adds_every_entry_to_its_own_stream_in_order(
+        bus: Bus, redis_client: redis.Redis) -> None:
+    ids = bus.publish_many([(OUT, Item(1)), (IN, Item(2)), (OUT, Item(3))])
+    assert len(ids) == 3
+    assert _items(redis_client, OUT) == [Item(1), Item(3)] and _items(redis_client, IN) == [Item(2)]
+
+
+def test_publish_unless_key_adds_once_and_keeps_the_entry_id_under_the_key_for_its_ttl(
+        bus: Bus, redis_client: redis.Redis) -> None:
+    first = bus.publish_unless_key(OUT, Item(1), key="test:bus:debounce", ttl_s=60)
+    assert first is not None and redis_client.get("test:bus:debounce") == first.encode()
+    assert 0 < redis_client.ttl("test:bus:debounce") <= 60  # type: ignore[operator]
+    assert bus.publish_unless_key(OUT, Item(2), key="test:bus:debounce", ttl_s=60) is None
+    assert _items(redis_client, OUT) == [Item(1)]

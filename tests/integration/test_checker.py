@@ -25,12 +25,13 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
+from eva00.messages import StoredFileJob
 from eva00.proof.checker.run import FIGURES, CheckReport, SimulatorView, check, simulator_at
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.replica.filestore import FileStore
-from eva00.runtime.stage import Stage
+from eva00.runtime.stage import Stage, accepting
 from eva00.simulator.testing import SimHandle, running_simulator
-from eva00.stages.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS, build_downloader
+from eva00.stages.downloader import DOWNLOAD_INPUTS, build_downloader
 from eva00.stages.text_extractor import TextExtractor
 from eva00.stages.thumbnailer import Thumbnailer
 from tests.conftest import Stack
@@ -48,15 +49,13 @@ def sync_world(sim: SimHandle, settings: Settings, client: redis.Redis) -> None:
         pipeline.sync_everything()
         store = FileStore(configured.data_dir, min_free_ratio=0.0)
         downloader = build_downloader(configured, client, pool)
-        stages = [Stage("router", configured.replace(stream_batch=100), client, pool, ROUTE_INPUTS,
-                        downloader, consumer="router-check"),
-                  Stage("downloader", configured, client, pool, DOWNLOAD_INPUTS, downloader,
+        stages = [Stage("downloader", configured, client, pool, DOWNLOAD_INPUTS, downloader,
                         consumer="downloader-check"),
                   Stage("thumbnailer", configured, client, pool,
-                        [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)], Thumbnailer(store),
-                        consumer="thumbnailer-check"),
+                        [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)],
+                        accepting(StoredFileJob)(Thumbnailer(store)), consumer="thumbnailer-check"),
                   Stage("text", configured, client, pool, [(keys.STREAM_TEXT, keys.GROUP_TEXT)],
-                        TextExtractor(store), consumer="text-check")]
+                        accepting(StoredFileJob)(TextExtractor(store)), consumer="text-check")]
         for stage in stages:
             for stream, group in stage.inputs:
                 stage.bus.ensure_group(stream, group)
@@ -344,7 +343,7 @@ def test_a_dead_letter_counts_once_unless_declared_expected(replica: Replica) ->
 
 
 def test_a_dead_letter_only_in_the_stream_still_counts(replica: Replica) -> None:
-    replica.redis.xadd(keys.STREAM_DEAD_LETTERS, {"dl_stream": keys.STREAM_FILES, "dl_id": "2-2",
+    replica.redis.xadd(keys.STREAM_DEAD_LETTERS, {"dl_stream": keys.file_stream(1), "dl_id": "2-2",
                                                   "dl_error": "fatal: injected"})
     report = replica.check()
     only(report, "unexpected_dead_letters")

@@ -59,7 +59,7 @@ def seed_stack(database_url: str, client: redis.Redis) -> None:
         client.zadd(DEFAULT_KEYS.rate_window, {f"s{i}": now_us - i * 1_000_000})
     client.zadd(DEFAULT_KEYS.rate_used("webhook"), {"w1": now_us})
     client.xadd(keys.STREAM_PAGES, {"v": "1"})
-    client.xgroup_create(keys.STREAM_FILES, keys.GROUP_DOWNLOADERS, id="0", mkstream=True)
+    client.xgroup_create(keys.file_stream(1), keys.GROUP_DOWNLOADERS, id="0", mkstream=True)
     client.set(keys.job_pending_key("rfi", 7), "1")
 
 

@@ -9,9 +9,13 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
+from psycopg_pool import ConnectionPool
 
 from eva00 import keys
-from eva00.messages import FileJob, IngestEvent, PageMessage, PollMode
+from eva00.config import Settings
+from eva00.messages import FileJob, IngestEvent, PageMessage, PollMode, decode
+from eva00.runtime.stage import Stage
 from eva00.stages.differ import Differ
 
 T0 = "2026-11-01T10:00:00Z"
@@ -95,7 +99,7 @@ def test_file_jobs_carry_the_link_and_are_not_repeated_once_downloaded(
         conn: psycopg.Connection[Any]) -> None:
     item = _rfi(1, attachments=[{"id": 9, "url": "https://x.test/f/9", "size": 12}])
     out = _handle(conn, _page(1, [item], poll_id="a"))
-    jobs = [m for s, m in out if s == keys.STREAM_FILES]
+    jobs = [m for s, m in out if s in keys.STREAM_FILES_BY_PRIORITY]
     assert len(jobs) == 1 and isinstance(jobs[0], FileJob)
     assert (jobs[0].url_field, jobs[0].url, jobs[0].expected_size_bytes, jobs[0].priority) == (
         "attachments[id=9].url", "https://x.test/f/9", 12, 2)
@@ -118,7 +122,7 @@ def test_a_link_whose_signed_url_expired_is_rearmed_when_the_record_brings_a_fre
     fresh = dict(same_url, subject="again", attachments=[{"id": 9, "url": "https://x.test/f/9?sig=new",
                                                           "size": 12}])
     out = _handle(conn, _page(1, [fresh], poll_id="c", fetched_at="2026-11-01T10:10:00Z"))
-    jobs = [m for s, m in out if s == keys.STREAM_FILES]
+    jobs = [m for s, m in out if s in keys.STREAM_FILES_BY_PRIORITY]
     assert len(jobs) == 1 and isinstance(jobs[0], FileJob) and jobs[0].url.endswith("sig=new")
     row = conn.execute("SELECT status, attempts, source_url, count(*) OVER () FROM record_files").fetchone()
     assert row == ("pending", 0, "https://x.test/f/9?sig=new", 1)
@@ -180,3 +184,19 @@ def test_a_record_without_an_id_poisons_the_page_and_writes_nothing(conn: psycop
     with pytest.raises(Poison, match="without a usable id"):
         _handle(conn, _page(1, [_rfi(1), {"subject": "no id"}]))
     assert conn.execute("SELECT count(*) FROM rfis").fetchone() == (0,)
+
+
+def test_a_file_job_from_the_differ_lands_directly_on_its_priority_stream(
+        settings: Settings, redis_client: redis.Redis) -> None:
+    page = _page(1, [_rfi(1, attachments=[{"id": 9, "url": "https://x.test/f/9", "size": 12}])])
+    redis_client.xadd(keys.STREAM_PAGES, page.to_fields())  # type: ignore[arg-type]
+    with ConnectionPool(settings.effective_database_url, min_size=1, max_size=2, open=True) as pool:
+        differ = Stage("differ", settings, redis_client, pool, [(keys.STREAM_PAGES, keys.GROUP_DIFFERS)],
+                       Differ(mass_delete_ratio=0.10), consumer="differ-test")
+        differ.bus.ensure_group(keys.STREAM_PAGES, keys.GROUP_DIFFERS)
+        assert differ.step() == 1
+    # An RFI attachment is priority 2: no routing hop stands between the differ and the downloader.
+    entries = redis_client.xrange("eva00:files:p2")
+    assert len(entries) == 1 and isinstance(decode(entries[0][1]), FileJob)  # type: ignore[index]
+    assert not redis_client.exists("eva00:files")
+    assert sum(redis_client.xlen(s) for s in keys.STREAM_FILES_BY_PRIORITY) == 1

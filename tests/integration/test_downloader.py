@@ -27,14 +27,12 @@ from eva00.runtime.stage import Stage
 from eva00.simulator.testing import SimHandle, running_simulator
 from eva00.stages.downloader import (
     DOWNLOAD_INPUTS,
-    ROUTE_INPUTS,
     STREAM_FILES_BY_PRIORITY,
     DiskGuard,
     Downloader,
     DownloadSlots,
     Transfer,
     plain_http_hosts_for,
-    priority_stream,
     requeue_pending,
 )
 
@@ -104,7 +102,6 @@ class Rig:
     store: FileStore
     disk: FakeDisk
     downloader: Downloader
-    router: Stage
     stage: Stage
     sleeps: list[Callable[[], None]] = field(default_factory=list)
 
@@ -117,14 +114,14 @@ class Rig:
                 (kind, procore_id, url_field, version, url)).fetchone()
         job = FileJob(kind=kind, procore_id=procore_id, project_id=10, url_field=url_field, url=url,
                       procore_version_id=version, priority=priority)
-        self.redis.xadd(keys.STREAM_FILES, job.to_fields())  # type: ignore[arg-type]
+        self.redis.xadd(keys.file_stream(priority), job.to_fields())  # type: ignore[arg-type]
         assert row is not None
         return int(row[0])
 
     def drain(self) -> None:
         quiet = 0
         for _ in range(200):
-            handled = self.router.step() + self.stage.step()
+            handled = self.stage.step()
             quiet = quiet + 1 if handled == 0 else 0
             if quiet >= 2:
                 return
@@ -168,11 +165,9 @@ def make_rig(sim: SimHandle, settings: Settings, redis_client: redis.Redis, pool
 
     downloader = Downloader(transfer, store, DownloadSlots(redis_client, 3, poll_s=0.01),
                             DiskGuard(store, pool, poll_s=0.0, sleep=sleep), max_attempts=3)
-    router = Stage("router", configured.replace(stream_batch=100), redis_client, pool, ROUTE_INPUTS,
-                   downloader, consumer="router-test")
     stage = Stage("downloader", configured.replace(stream_batch=1), redis_client, pool, DOWNLOAD_INPUTS,
                   downloader, consumer="downloader-test")
-    return Rig(sim, configured, pool, redis_client, store, disk, downloader, router, stage, sleeps)
+    return Rig(sim, configured, pool, redis_client, store, disk, downloader, stage, sleeps)
 
 
 @pytest.fixture
@@ -338,7 +333,6 @@ def test_a_new_file_version_keeps_the_old_file_in_its_own_link(rig: Rig) -> None
 def test_submittals_are_downloaded_before_photos_queued_earlier(rig: Rig) -> None:
     photo = rig.link(rig.sim.new_file(SIZE_BYTES, "jpeg")["url"], kind="image", url_field="url", priority=4)
     submittal = rig.link(rig.sim.new_file(SIZE_BYTES, "pdf")["url"], kind="submittal", priority=1)
-    rig.router.step()
     rig.stage.step()
     assert rig.row(submittal)["status"] == "downloaded" and rig.row(photo)["status"] == "pending"
 
@@ -417,16 +411,14 @@ def test_the_reconciler_requeues_pending_links_after_redis_loses_their_jobs(rig:
         assert requeue_pending(conn, rig.redis, older_than_s=3600) == 0
         assert requeue_pending(conn, rig.redis, older_than_s=0) == 1
         assert requeue_pending(conn, rig.redis, older_than_s=60) == 0, "requeued twice in one window"
-    assert rig.redis.xlen(priority_stream(1)) == 1
+    assert rig.redis.xlen(keys.file_stream(1)) == 1
     rig.drain()
     assert rig.row(link)["sha256"] == rig.truth_sha256(made["file_id"])
 
 
 def test_the_reconciler_leaves_links_still_queued_behind_a_backlog_alone(rig: Rig) -> None:
-    queued = rig.link("http://example.invalid/a", procore_id=1)  # its job waits in eva00:files
-    rig.router.step()  # routed to its priority stream, still undelivered there
+    queued = rig.link("http://example.invalid/a", procore_id=1)  # still undelivered on its stream
     lost = rig.link("http://example.invalid/b", procore_id=2)
-    rig.redis.delete(keys.STREAM_FILES)
     for stream in STREAM_FILES_BY_PRIORITY:
         entries = rig.redis.xrange(stream)
         for entry_id, fields in entries:
@@ -450,7 +442,7 @@ def test_a_duplicate_job_for_a_link_another_downloader_holds_is_acknowledged_wit
         holder.rollback()
     assert rig.row(link)["status"] == "pending"
     assert storage_entries(rig.sim, since, made["file_id"]) == []
-    assert rig.redis.xpending(priority_stream(2), keys.GROUP_DOWNLOADERS)["pending"] == 0
+    assert rig.redis.xpending(keys.file_stream(2), keys.GROUP_DOWNLOADERS)["pending"] == 0
 
 
 def test_a_job_for_a_stored_link_downloads_nothing_again(rig: Rig) -> None:
@@ -460,7 +452,7 @@ def test_a_job_for_a_stored_link_downloads_nothing_again(rig: Rig) -> None:
     since = last_seq(rig.sim)
     job = FileJob(kind="rfi", procore_id=1, project_id=10, url_field="attachments[id=1].url", url=made["url"],
                   priority=2)
-    rig.redis.xadd(keys.STREAM_FILES, job.to_fields())  # type: ignore[arg-type]
+    rig.redis.xadd(keys.file_stream(job.priority), job.to_fields())  # type: ignore[arg-type]
     rig.drain()
     assert rig.row(link)["attempts"] == 1
     assert storage_entries(rig.sim, since, made["file_id"]) == []

@@ -1,4 +1,4 @@
-"""`eva00 import cover-sheet` end to end: allowed links become file jobs on eva00:files, refused and
+"""`eva00 import cover-sheet` end to end: allowed links become file jobs on their priority stream, refused and
 expired ones are recorded (redacted), and the SSRF canary never hears a request."""
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def run(settings: Settings, storage: fx.StorageServer, *argv: str | Path | int) 
 
 
 def file_jobs(client: redis.Redis) -> list[FileJob]:
-    entries: list[tuple[bytes, dict[bytes | str, bytes | str]]] = client.xrange(  # type: ignore[assignment]
-        keys.STREAM_FILES)
+    entries: list[tuple[bytes, dict[bytes | str, bytes | str]]] = []
+    for stream in keys.STREAM_FILES_BY_PRIORITY:
+        entries += client.xrange(stream)  # type: ignore[operator]
     jobs = [messages.decode(fields) for _id, fields in entries]
     return [job for job in jobs if isinstance(job, FileJob) or pytest.fail(f"not a FileJob: {job}")]
 
@@ -136,7 +137,7 @@ def test_a_downloaded_link_is_not_queued_again_by_a_reimport(
     path, _ = sheet(tmp_path, storage, canary)
     assert run(settings, storage, "cover-sheet", path, "--project", PROJECT) == 0
     conn.execute("UPDATE record_files SET status = 'downloaded' WHERE url_field LIKE '%#0%'")
-    redis_client.delete(keys.STREAM_FILES)
+    redis_client.delete(*keys.STREAM_FILES_BY_PRIORITY)
     assert run(settings, storage, "cover-sheet", path, "--project", PROJECT) == 0
     assert [j.url_field for j in file_jobs(redis_client)] == ["cover_sheet.attachments[id=#1].url"]
 
@@ -150,7 +151,7 @@ def test_a_dry_run_judges_links_but_writes_and_queues_nothing(
     statuses = [a["status"] for a in orjson.loads(out.out)["attachments"]]
     assert statuses == ["queued", "queued", "expired", "unavailable"] + ["refused"] * 4
     assert "TOPSECRET" not in out.out + out.err
-    assert redis_client.xlen(keys.STREAM_FILES) == 0
+    assert not any(redis_client.xlen(stream) for stream in keys.STREAM_FILES_BY_PRIORITY)
     assert conn.execute("SELECT count(*) FROM submittals").fetchone() == (0,)
     assert canary.hits == 0
 
@@ -161,5 +162,5 @@ def test_a_cover_sheet_that_cannot_be_read_writes_nothing(
     path = fx.write_encrypted(tmp_path / "locked.pdf")
     assert run(settings, storage, "cover-sheet", path, "--project", PROJECT) == cli.EXIT_BAD_INPUT
     assert "the PDF is encrypted" in capsys.readouterr().err
-    assert redis_client.xlen(keys.STREAM_FILES) == 0
+    assert not any(redis_client.xlen(stream) for stream in keys.STREAM_FILES_BY_PRIORITY)
     assert conn.execute("SELECT count(*) FROM sync_log").fetchone() == (0,)

@@ -51,6 +51,8 @@ class Recorder:
     """The test handler: one idempotent effect row, one row per committed handling (to count
     commits), then an optional hook per item (which may raise), then one downstream entry."""
 
+    accepts: tuple[type[Message], ...] = (Item,)
+
     def __init__(self, hooks: dict[str, Hook] | None = None) -> None:
         self.hooks = hooks or {}
         self.calls: list[tuple[str, int]] = []
@@ -310,6 +312,27 @@ POISON = {
     "NUL bytes, which PostgreSQL text cannot hold": {b"t": b"nul\x00type", b"v": b"1", b"d": b"\x00"},
     "field names and values that are not UTF-8": {b"t\xff": b"\xfe", b"t": b"item\xff", b"d": b"\xff"},
 }
+
+
+@message("test.stage.other")
+@dataclasses.dataclass(frozen=True)
+class Other(Message):
+    item_id: str
+
+
+def test_a_message_of_a_type_the_handler_does_not_accept_is_dead_lettered_naming_its_type(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db) -> None:
+    handler = Recorder()
+    stage = make_stage(handler)
+    other_id = redis_client.xadd(IN, Other("x").to_fields()).decode()  # type: ignore[arg-type]
+    add(redis_client, "next")
+    assert stage.step() == 2
+    assert handler.items() == ["next"], "the handler never saw the other type"
+    [(stream, _group, message_id, _stored, text, deliveries)] = db.dead_letters()
+    assert (stream, message_id, deliveries) == (IN, other_id, 1)
+    assert text == ("poison: the test stage does not accept test.stage.other messages"
+                    " (it takes test.stage.item)")
+    assert pending(redis_client) == {} and db.effects() == ["next"]
 
 
 @pytest.mark.parametrize("fields", POISON.values(), ids=POISON.keys())

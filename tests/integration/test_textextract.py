@@ -10,8 +10,9 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
+from eva00.messages import StoredFileJob
 from eva00.replica.filestore import FileStore
-from eva00.runtime.stage import Stage
+from eva00.runtime.stage import Stage, accepting
 from eva00.stages.text_extractor import TextExtractor
 from tests.integration.test_thumbnails import drain, pdf_bytes, put
 
@@ -26,7 +27,7 @@ def test_pdf_text_becomes_searchable_and_a_corrupt_pdf_is_quarantined(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     store = FileStore(settings.data_dir)
     stage = Stage("text", settings, redis_client, pool, [(keys.STREAM_TEXT, keys.GROUP_TEXT)],
-                  TextExtractor(store, max_chars=10_000), consumer="text-test")
+                  accepting(StoredFileJob)(TextExtractor(store, max_chars=10_000)), consumer="text-test")
     corrupt = put(store, pool, redis_client, keys.STREAM_TEXT, b"%PDF-1.4 broken", "application/pdf")
     good = put(store, pool, redis_client, keys.STREAM_TEXT, pdf_bytes("Waterproofing membrane at grid C4"),
                "application/pdf")

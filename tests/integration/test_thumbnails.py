@@ -17,7 +17,7 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.messages import StoredFileJob
 from eva00.replica.filestore import FileStore
-from eva00.runtime.stage import Stage
+from eva00.runtime.stage import Stage, accepting
 from eva00.stages.thumbnailer import Thumbnailer
 
 INPUTS = [(keys.STREAM_THUMBNAILS, keys.GROUP_THUMBNAILERS)]
@@ -74,7 +74,8 @@ def drain(stage: Stage) -> None:
 def test_pdfs_and_photos_get_stored_png_thumbnails_and_corrupt_ones_are_quarantined(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool, store: FileStore,
         caplog: pytest.LogCaptureFixture) -> None:
-    stage = Stage("thumbnailer", settings, redis_client, pool, INPUTS, Thumbnailer(store, max_px=128),
+    stage = Stage("thumbnailer", settings, redis_client, pool, INPUTS,
+                  accepting(StoredFileJob)(Thumbnailer(store, max_px=128)),
                   consumer="thumbs-test")
     stream = keys.STREAM_THUMBNAILS
     corrupt_pdf = put(store, pool, redis_client, stream, b"%PDF-1.7\n" + b"\x00garbage" * 50,
@@ -104,7 +105,8 @@ def test_pdfs_and_photos_get_stored_png_thumbnails_and_corrupt_ones_are_quaranti
 
 def test_a_redelivered_job_renders_nothing_twice(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool, store: FileStore) -> None:
-    stage = Stage("thumbnailer", settings, redis_client, pool, INPUTS, Thumbnailer(store),
+    stage = Stage("thumbnailer", settings, redis_client, pool, INPUTS,
+                  accepting(StoredFileJob)(Thumbnailer(store)),
                   consumer="thumbs-test")
     data = pdf_bytes("Door schedule")
     put(store, pool, redis_client, keys.STREAM_THUMBNAILS, data, "application/pdf")

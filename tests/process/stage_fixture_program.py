@@ -32,7 +32,7 @@ from psycopg_pool import ConnectionPool
 from eva00.config import Settings
 from eva00.messages import Message, message
 from eva00.runtime.bus import Delivery, Outgoing
-from eva00.runtime.stage import Stage
+from eva00.runtime.stage import Stage, accepting
 
 
 @message("test.process.item")
@@ -82,6 +82,7 @@ def main() -> int:
     outbound = os.environ.get("STAGE_OUT", "test:out")
     in_handler, before_forward = Pause("handler"), Pause("forward")
 
+    @accepting(Item)
     def handle(conn: psycopg.Connection[Any], msg: Message,
                delivery: Delivery) -> Sequence[Outgoing]:
         assert isinstance(msg, Item)

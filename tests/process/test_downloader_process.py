@@ -20,7 +20,7 @@ from eva00 import keys
 from eva00.messages import FileJob, StoredFileJob
 from eva00.replica.filestore import FileStore
 from eva00.simulator.testing import SimHandle
-from eva00.stages.downloader import DOWNLOAD_INPUTS, ROUTE_INPUTS
+from eva00.stages.downloader import DOWNLOAD_INPUTS
 
 pytestmark = pytest.mark.process
 
@@ -55,7 +55,7 @@ def test_a_download_killed_midway_resumes_with_a_range_request_after_restart(
     link = row[0]
     job = FileJob(kind="drawing_revision", procore_id=5, project_id=10, url_field="pdf_url", url=made["url"],
                   priority=3)
-    redis.Redis.from_url(redis_url).xadd(keys.STREAM_FILES, job.to_fields())  # type: ignore[arg-type]
+    redis.Redis.from_url(redis_url).xadd(keys.file_stream(job.priority), job.to_fields())  # type: ignore[arg-type]
     data_dir = tmp_path / "data"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "EVA00_DATA_DIR": str(data_dir), "EVA00_VAR_DIR": str(tmp_path / "var"),
@@ -99,7 +99,7 @@ def test_a_download_killed_midway_resumes_with_a_range_request_after_restart(
                if e["host"] == "storage" and e["path"].endswith(f"/{made['file_id']}")]
     assert storage[-1] == (206, SIZE_BYTES - kept), storage
     client = redis.Redis.from_url(redis_url)
-    for stream, group in (*DOWNLOAD_INPUTS, *ROUTE_INPUTS):
+    for stream, group in DOWNLOAD_INPUTS:
         assert client.xpending(stream, group)["pending"] == 0, f"{stream} left pending after SIGTERM"
     truth = sim._call("GET", f"/_sim/files/{made['file_id']}")["sha256"]
     with psycopg.connect(database_url) as conn:

@@ -12,7 +12,6 @@ from eva00.stages.downloader import (
     DOWNLOAD_INPUTS,
     STREAM_FILES_BY_PRIORITY,
     plain_http_hosts_for,
-    priority_stream,
     sniff_content_type,
 )
 
@@ -21,14 +20,20 @@ from eva00.stages.downloader import (
     (1, "eva00:files:p1"), (2, "eva00:files:p2"), (5, "eva00:files:p5"), (0, "eva00:files:p1"),
     (9, "eva00:files:p5")])
 def test_each_priority_has_its_stream_and_odd_values_are_clamped(priority: int, stream: str) -> None:
-    assert priority_stream(priority) == stream
+    assert keys.file_stream(priority) == stream
 
 
 def test_the_downloader_reads_submittals_first_and_other_files_last() -> None:
     assert [s for s, _g in DOWNLOAD_INPUTS] == list(STREAM_FILES_BY_PRIORITY)
     assert {g for _s, g in DOWNLOAD_INPUTS} == {keys.GROUP_DOWNLOADERS}
-    assert keys.STREAM_FILES not in STREAM_FILES_BY_PRIORITY
+    assert all(stream.startswith(f"{keys.PREFIX}:files:p") for stream in STREAM_FILES_BY_PRIORITY)
     assert keys.DOWNLOAD_SLOTS not in STREAM_FILES_BY_PRIORITY
+
+
+def test_every_downloader_stream_is_in_the_pipeline_and_no_unrouted_files_stream_is_left() -> None:
+    groups = {stream for stream, _group in keys.PIPELINE_GROUPS}
+    assert set(STREAM_FILES_BY_PRIORITY) <= groups
+    assert f"{keys.PREFIX}:files" not in groups and not hasattr(keys, "STREAM_FILES")
 
 
 @pytest.mark.parametrize(("api_base", "plain"), [

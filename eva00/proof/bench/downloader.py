@@ -31,6 +31,7 @@ from eva00.config import ROOT_DIR
 from eva00.messages import FileJob
 from eva00.ops.localstack import start_postgres, start_redis
 from eva00.runtime import db
+from eva00.runtime.bus import Bus
 from eva00.simulator.testing import SimHandle, running_simulator
 
 SIZE_BYTES = 1 << 30
@@ -103,7 +104,7 @@ class Bench:
                 (procore_id, url)).fetchone()
         job = FileJob(kind="submittal", procore_id=procore_id, project_id=1,
                       url_field="attachments[id=1].url", url=url, priority=1)
-        self.redis.xadd(keys.STREAM_FILES, job.to_fields())  # type: ignore[arg-type]
+        Bus(self.redis, "bench-downloader").publish(keys.file_stream(job.priority), job)
         return int(row[0]) if row else 0
 
     def status(self, link: int) -> str:
