@@ -39,6 +39,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check eva00 processes tests
 	$(BIN)/mypy eva00 processes
+	$(BIN)/lint-imports
 
 # FULL_SYNC_ARGS: e.g. "--project 10001 --phase 2" or "--new"; see `eva00 full-sync --help`.
 full-sync: setup

@@ -9,13 +9,13 @@ import random
 import threading
 from typing import Any
 
-from eva00.kinds import KIND_TABLE
+from eva00.simulator.catalogue import KINDS as SERVED_KINDS
 from eva00.simulator.mutations import MutationError, Mutator
 from eva00.simulator.options import SimOptions
 
 log = logging.getLogger("eva00.simulator")
 ACTIONS = (("create", 40), ("update", 40), ("delete", 10), ("revise_drawing", 5), ("new_file_version", 5))
-KINDS = tuple(k for k in KIND_TABLE if k != "project")
+KINDS = tuple(k for k in SERVED_KINDS if k != "project")
 
 
 class Churn:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eva00.kinds import KIND_TABLE
+from eva00.simulator.catalogue import KINDS
 from eva00.simulator.faults import FaultError
 from eva00.simulator.mutations import MutationError
 from eva00.simulator.options import OptionError
@@ -40,7 +40,7 @@ def ledger(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
 
 def truth(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     kinds = set(filter(None, (req.q("kinds") or "").split(","))) or None
-    unknown = sorted((kinds or set()) - set(KIND_TABLE))
+    unknown = sorted((kinds or set()) - set(KINDS))
     if unknown:
         raise HttpError(400, f"unknown kinds {unknown}")
     project = req.q("project_id")

@@ -12,26 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eva00.kinds import COMPANY_LEVEL_KINDS, KIND_TABLE
+from eva00.simulator.catalogue import COMPANY_LEVEL_KINDS, KINDS
 from eva00.simulator.clock import iso
 from eva00.simulator.generator import make
 from eva00.simulator.records import UPDATABLE, World, person_ref, version
 from eva00.simulator.store import Record, Store
 
 ACTIONS = ("create", "update", "delete", "restore", "revise_drawing", "new_file_version")
-# Procore webhook resource name per kind (drawing revisions announce themselves as Drawings).
-RESOURCE_NAMES = {
-    "project": "Projects", "vendor": "Company Vendors", "company_user": "Company Users",
-    "project_user": "Project Users", "spec_section": "Specification Sections",
-    "spec_section_revision": "Specification Section Revisions", "submittal": "Submittals", "rfi": "RFIs",
-    "change_event": "Change Events", "change_order_package": "Change Order Packages",
-    "potential_change_order": "Potential Change Orders", "prime_change_order": "Prime Change Orders",
-    "meeting": "Meetings", "drawing_area": "Drawing Areas", "drawing": "Drawings",
-    "drawing_set": "Drawing Sets", "drawing_revision": "Drawings", "image": "Images",
-    "image_category": "Image Categories", "document": "Project Files", "daily_log_header": "Daily Logs",
-    "manpower_log": "Manpower Logs", "notes_log": "Notes Logs", "weather_log": "Weather Logs",
-    "delivery_log": "Delivery Logs", "task": "Tasks",
-}
 
 
 class MutationError(ValueError):
@@ -66,8 +53,8 @@ class Mutator:
             raise MutationError(f"action must be one of {list(ACTIONS)}")
         implied = {"revise_drawing": "drawing", "new_file_version": "document"}
         kind = implied.get(str(action), spec.get("kind"))
-        if kind not in KIND_TABLE:
-            raise MutationError(f"kind must be one of {sorted(KIND_TABLE)}")
+        if kind not in KINDS:
+            raise MutationError(f"kind must be one of {sorted(KINDS)}")
         try:
             count = int(spec.get("count", 1))
             project_id = None if spec.get("project_id") is None else int(spec["project_id"])

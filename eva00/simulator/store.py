@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from eva00.hashing import payload_hash
 from eva00.simulator.blobs import BlobRegistry
 from eva00.simulator.clock import iso
+from eva00.simulator.truth import truth_hash
 
 SHOW_KINDS = frozenset({"rfi", "submittal"})
 # Kinds whose deletion shows in some view (recycle bin, inactive list, ...) and what it changes
@@ -167,12 +167,12 @@ class Store:
                 continue
             obj = record.truth_object()
             records.append({"kind": record.kind, "id": record.id, "project_id": record.project_id,
-                            "payload_hash": payload_hash(obj), "is_deleted": record.is_deleted,
+                            "payload_hash": truth_hash(obj), "is_deleted": record.is_deleted,
                             "updated_at": iso(record.deleted_epoch if record.deleted_epoch is not None
                                               and record.kind in SIGNALLED_KINDS else record.updated_epoch),
                             "deleted_at": iso(record.deleted_epoch) if record.deleted_epoch else None})
             if record.kind == "task":
-                records[-1]["payload_hash_v2"] = payload_hash(v2_object(record.payload))
+                records[-1]["payload_hash_v2"] = truth_hash(v2_object(record.payload))
             files += self._file_rows(record, obj)
         return {"records": records, "files": files, "forbidden_projects": sorted(self.forbidden)}
 
@@ -191,8 +191,9 @@ class Store:
 
 
 def file_links(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(url_field, url) of every file link in an object, named like eva00.kinds does:
-    ``pdf_url``, ``attachments[id=7].url``, ``questions[id=3].answers[id=9].attachments[id=4].url``."""
+    """(url_field, url) of every file link in an object, named by field names and element ids (a
+    list position only where an element has no id): ``pdf_url``, ``attachments[id=7].url``,
+    ``questions[id=3].answers[id=9].attachments[id=4].url``."""
     if isinstance(node, dict):
         for key, value in node.items():
             child = f"{path}.{key}" if path else str(key)

@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from eva00.simulator.catalogue import RESOURCE_NAMES
 from eva00.simulator.clock import iso
-from eva00.simulator.mutations import RESOURCE_NAMES, Change
+from eva00.simulator.mutations import Change
 from eva00.simulator.options import SimOptions
 
 VERSIONS = ("v2.0", "v3.0", "v4.0")
