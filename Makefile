@@ -30,8 +30,14 @@ status: setup
 db-init: setup
 	$(BIN)/eva00 db init
 
+# The suite on TEST_WORKERS pytest-xdist workers (each starts its own PostgreSQL, Redis and
+# simulators on free ports): most tests wait on I/O, so 4 beat 2 even on 2 cores. --dist loadgroup
+# keeps the chaos module (its own stacks, two scenarios at a time) on one worker. TEST_WORKERS=0
+# runs it serially.
+TEST_WORKERS ?= 4
+
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
 	$(BIN)/pytest -q tests/unit

@@ -15,7 +15,8 @@ import pytest
 from eva00.proof.chaos.scenarios import SCENARIOS, Outcome, run_scenario
 from eva00.proof.chaos.stack import SCALES
 
-pytestmark = pytest.mark.process
+# One worker runs the whole module: its fixture starts every scenario at once.
+pytestmark = [pytest.mark.process, pytest.mark.xdist_group("chaos")]
 
 CONCURRENT_SCENARIOS = 2
 
