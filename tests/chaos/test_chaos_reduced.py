@@ -15,8 +15,7 @@ import pytest
 from eva00.proof.chaos.scenarios import SCENARIOS, Outcome, run_scenario
 from eva00.proof.chaos.stack import SCALES
 
-# One worker runs the whole module: its fixture starts every scenario at once.
-pytestmark = [pytest.mark.process, pytest.mark.xdist_group("chaos")]
+pytestmark = pytest.mark.process
 
 CONCURRENT_SCENARIOS = 2
 
