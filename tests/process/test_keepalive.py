@@ -1,5 +1,5 @@
 """The keepalive process keeps a refresh token alive through a simulator whose refresh tokens
-expire after 2 s of inactivity, exits 0 on SIGTERM, and never writes a secret to its log."""
+expire after 3 s of inactivity, exits 0 on SIGTERM, and never writes a secret to its log."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ from psycopg_pool import ConnectionPool
 
 from eva00.config import ROOT_DIR, Settings
 from eva00.procore import build_authenticator
+from eva00.procore.auth import Authenticator
 from eva00.procore.errors import AuthHalted
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_procore_auth import logged_in, sim_settings
 
 pytestmark = pytest.mark.process
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{40,}")
+# The simulator's refresh-token inactivity expiry: long enough that a loaded machine still starts the
+# keepalive process (imports and all) before the grant dies, short against the test's length.
+IDLE_EXPIRY_S = 3.0
 
 
 @pytest.fixture
@@ -45,10 +49,22 @@ def _environment(config: Settings) -> dict[str, str]:
     return env
 
 
+def _wait_for_renewals(auth: Authenticator, process: subprocess.Popen[bytes], generation: int,
+                       lasting_s: float, timeout_s: float = 60.0) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        assert process.poll() is None, "the keepalive exited"
+        row = auth.status()
+        if row is not None and row.generation >= generation and time.monotonic() - started >= lasting_s:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {generation} renewals in {timeout_s:.0f} s: {auth.status()}")
+
+
 def test_keepalive_outlives_a_short_inactivity_expiry_and_logs_no_secret(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool, tmp_path: Path,
         sim_factory: Callable[..., SimHandle]) -> None:
-    sim = sim_factory(auto_approve=True, refresh_idle_expiry_s=2.0)
+    sim = sim_factory(auto_approve=True, refresh_idle_expiry_s=IDLE_EXPIRY_S)
     config = sim_settings(settings, sim, procore_auth_mode="authorization_code")
     auth = logged_in(config, redis_client, pool, sim)
     log_path = tmp_path / "keepalive.log"
@@ -57,7 +73,9 @@ def test_keepalive_outlives_a_short_inactivity_expiry_and_logs_no_secret(
                                    env=_environment(config), stdout=log_file, stderr=subprocess.STDOUT,
                                    cwd=str(ROOT_DIR))
     try:
-        time.sleep(5.0)  # more than twice the inactivity expiry, with no sync activity at all
+        # More than twice the inactivity expiry, with no sync activity at all, and at least five
+        # renewals however slowly the machine starts the process (a state, not a duration).
+        _wait_for_renewals(auth, process, generation=5, lasting_s=2 * IDLE_EXPIRY_S + 0.5)
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
     finally:
@@ -81,9 +99,9 @@ def test_keepalive_outlives_a_short_inactivity_expiry_and_logs_no_secret(
 def test_without_keepalive_the_same_inactivity_kills_the_grant(
         settings: Settings, redis_client: redis.Redis, pool: ConnectionPool,
         sim_factory: Callable[..., SimHandle]) -> None:
-    sim = sim_factory(auto_approve=True, refresh_idle_expiry_s=2.0)
+    sim = sim_factory(auto_approve=True, refresh_idle_expiry_s=IDLE_EXPIRY_S)
     config = sim_settings(settings, sim, procore_auth_mode="authorization_code")
     logged_in(config, redis_client, pool, sim)
-    time.sleep(2.5)
+    time.sleep(IDLE_EXPIRY_S + 0.5)
     with pytest.raises(AuthHalted):
         build_authenticator(config, redis_client, pool).renew(stale_generation=1)
