@@ -237,9 +237,14 @@ def test_a_live_stage_working_longer_than_claim_idle_ms_keeps_its_batch_from_its
     peer_handler = Recorder()
     peer = Stage("test", settings.replace(claim_idle_ms=300), redis_client, pool, [(IN, GROUP)],
                  peer_handler, consumer="peer", sleep=time.sleep, reclaim_every_s=0)
-    add(redis_client, "a", "b")
+    ids = add(redis_client, "a", "b")
     worker = threading.Thread(target=stage.step)
     worker.start()
+    # The peer starts only once the stage holds the batch (else it may simply read it first).
+    deadline = time.monotonic() + 10
+    while set(pending(redis_client)) != set(ids):
+        assert time.monotonic() < deadline, "the stage never read its batch"
+        time.sleep(0.01)
     while worker.is_alive():
         peer.step()  # reclaims whatever looks idle for 300 ms
         time.sleep(0.05)
