@@ -217,12 +217,27 @@ def test_revising_a_drawing_adds_a_current_revision_with_a_new_pdf(sim: SimHandl
 
 def test_churn_keeps_changing_the_data(sim_factory: Any) -> None:
     churning = sim_factory(churn=40)
-    time.sleep(1.0)
-    first = churning.stats()["churn"]["changes"]
-    time.sleep(1.0)
-    assert churning.stats()["churn"]["changes"] > first > 0
+    first = _wait_for_changes(churning, lambda n: n > 0)
+    _wait_for_changes(churning, lambda n: n > first)
     churning.configure(churn_per_s=0)
-    time.sleep(0.3)
-    paused = churning.stats()["churn"]["changes"]
+    # A step already under way may still land: wait until two reads 0.3 s apart agree.
+    paused, previous = _changes(churning), -1
+    deadline = time.monotonic() + 30
+    while paused != previous:
+        assert time.monotonic() < deadline, "churn did not stop"
+        time.sleep(0.3)
+        paused, previous = _changes(churning), paused
     time.sleep(0.5)
-    assert churning.stats()["churn"]["changes"] == paused
+    assert _changes(churning) == paused
+
+
+def _changes(sim: SimHandle) -> int:
+    return int(sim.stats()["churn"]["changes"])
+
+
+def _wait_for_changes(sim: SimHandle, predicate: Any, timeout_s: float = 30) -> int:
+    deadline = time.monotonic() + timeout_s
+    while not predicate(changes := _changes(sim)):
+        assert time.monotonic() < deadline, f"churn stuck at {changes} changes"
+        time.sleep(0.05)
+    return changes
