@@ -2,9 +2,10 @@
 
 Redis may lose the streams at any moment; a run must still continue where it stopped. So each job
 of a run is written here by whoever decides it, in the same transaction: the full-sync command for
-the top-level jobs, the fetcher for what a job produces (the next page, drawing areas' fan-out,
-daily-log date windows, a re-run). The fetcher marks a job done in the transaction that handles it,
-with the requests it spent. A re-run re-enqueues the jobs that are queued here and in no stream,
+the top-level jobs, the fetcher's stage for what a job produces (the next page, drawing areas'
+fan-out, daily-log date windows, a re-run): RunLedger, a middleware of that stage, claims a run's
+job before the fetcher handles it and marks it done, with the requests it spent, in the
+transaction that handles it. A re-run re-enqueues the jobs that are queued here and in no stream,
 and the jobs whose page went to the differ but never committed; a job whose page is committed is
 never fetched again (its children are forwarded from here instead).
 
@@ -15,14 +16,16 @@ so a job handled twice produces the same children, not a second set.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 import psycopg
 import xxhash
 
-from eva00.messages import PollJob
+from eva00.messages import Message, PageMessage, PollJob
+from eva00.runtime.bus import Delivery, Outgoing
+from eva00.runtime.middleware import Middleware
 
 # The seed's four phases: metadata, active data, files, schedules and daily reports.
 PHASES: dict[int, tuple[str, ...]] = {
@@ -135,3 +138,32 @@ def skip(conn: psycopg.Connection[Any], job: PollJob) -> None:
     """A settled job delivered again: nothing fetched; noted so duplicates are visible."""
     conn.execute("UPDATE fullsync_jobs SET done_at = now() WHERE run_id = %s AND job_key = %s",
                  (job.run_id, job_key(job)))
+
+
+class RunLedger(Middleware):
+    """The ledger around a run's job in the fetcher's stage: claimed (row locked) before the
+    handler, so two fetchers never handle one job at once; a job whose result is already
+    committed (settled) is not handled again: its queued children are forwarded from the ledger
+    instead; otherwise marked done, with its children and page, in the handler's transaction.
+    ``spent`` tells what the handler spent on the job in hand."""
+
+    def __init__(self, spent: Callable[[], JobStats]) -> None:
+        self.spent = spent
+
+    def before_handle(self, conn: psycopg.Connection, message: Message,
+                      delivery: Delivery) -> Sequence[Outgoing] | None:
+        if not isinstance(message, PollJob) or not message.run_id:
+            return None
+        if not claim(conn, message).settled:
+            return None
+        skip(conn, message)
+        return [(delivery.stream, child) for child in queued_children(conn, message)]
+
+    def after_handle(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
+                     outgoing: Sequence[Outgoing]) -> None:
+        if not isinstance(message, PollJob) or not message.run_id:
+            return
+        children = [m for s, m in outgoing if isinstance(m, PollJob) and s == delivery.stream
+                    and m.run_id == message.run_id]
+        pages = [(m.poll_id, m.page) for _s, m in outgoing if isinstance(m, PageMessage)]
+        finish(conn, message, children, pages[0] if pages else None, self.spent())

@@ -17,6 +17,7 @@ from eva00.procore import build_client
 from eva00.runtime.stage import Stage
 from eva00.stages.differ import Differ
 from eva00.stages.fetcher import Fetcher
+from eva00.stages.middleware import differ_middleware, fetcher_middleware
 from eva00.stages.scheduler import Scheduler
 
 
@@ -45,13 +46,15 @@ class LocalPipeline:
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis, pool: ConnectionPool) -> LocalPipeline:
-        procore = build_client(settings, client, pool)
+        handler = Fetcher(settings, build_client(settings, client, pool), client)
         fetcher = Stage("fetcher", settings, client, pool,
                         [(keys.STREAM_SYNC_PRIORITY, keys.GROUP_FETCHERS),
                          (keys.STREAM_SYNC_SCHEDULED, keys.GROUP_FETCHERS)],
-                        Fetcher(settings, procore, client), consumer="fetcher-local")
+                        handler, middleware=fetcher_middleware(client, handler),
+                        consumer="fetcher-local")
         differ = Stage("differ", settings, client, pool, [(keys.STREAM_PAGES, keys.GROUP_DIFFERS)],
-                       Differ(settings.mass_delete_ratio, client), consumer="differ-local")
+                       Differ(settings.mass_delete_ratio), middleware=differ_middleware(client),
+                       consumer="differ-local")
         for stage in (fetcher, differ):
             for stream, group in stage.inputs:
                 stage.bus.ensure_group(stream, group)

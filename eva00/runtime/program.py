@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings, load_or_exit
 from eva00.runtime.logging import setup_logging
+from eva00.runtime.middleware import Middleware
 from eva00.runtime.process import connect, on_terminate
 from eva00.runtime.stage import Handler, Stage
 
@@ -81,18 +82,21 @@ def _connected(name: str, pool_size: int) -> Program:
 
 def run_stage(name: str, inputs: Inputs, build_handler: Callable[[Program], H], *,
               pool_size: int = 4, stream_batch: int | None = None,
+              middleware: Callable[[Program, H], Sequence[Middleware]] | None = None,
               between_steps: Callable[[Program, H], Callable[[], None]] | None = None) -> NoReturn:
     """Run a Stage over ``inputs`` with the handler ``build_handler`` makes; exit with its code.
 
     ``stream_batch`` overrides EVA00_STREAM_BATCH for this stage (1: a long job never holds others
     it read with it); ``between_steps`` makes, from the program and its handler, work to do after
-    every step (periodic housekeeping that needs the handler's collaborators)."""
+    every step (periodic housekeeping that needs the handler's collaborators); ``middleware`` makes,
+    from the program and its handler, what runs around each message (runtime/middleware.py)."""
     program = _connected(name, pool_size)
     handler = build_handler(program)
     streams = inputs(program.settings) if callable(inputs) else inputs
     settings = (program.settings if stream_batch is None
                 else program.settings.replace(stream_batch=stream_batch))
-    stage = Stage(name, settings, program.redis, program.pool, streams, handler)
+    around = middleware(program, handler) if middleware is not None else ()
+    stage = Stage(name, settings, program.redis, program.pool, streams, handler, middleware=around)
     after_step = between_steps(program, handler) if between_steps is not None else None
 
     def stop_stage() -> None:

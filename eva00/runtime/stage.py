@@ -4,9 +4,12 @@ Delivery guarantee: at least once, with exactly one effect. The handler's work c
 PostgreSQL transaction; only after COMMIT does one Redis MULTI add the downstream entries and
 acknowledge the upstream one. A crash before COMMIT rolls back and the entry is redelivered; a
 crash between COMMIT and the MULTI redelivers an entry whose effect is already there, and the
-handler, being idempotent, changes nothing and forwards what the committed rows say. After
+handler, being idempotent, changes nothing and forwards what the committed rows say. A handler
+declares the message types it accepts; any other type goes to the dead letters at once. After
 ``max_deliveries`` an entry goes to the dead letters (stream and table, with its last error) and
-the stage goes on. SIGTERM finishes the current message and the rest of its batch (already
+the stage goes on. Middleware (eva00/runtime/middleware.py) runs at fixed points around each
+message: inside its transaction before and after the handler, after COMMIT, after a dead letter.
+SIGTERM finishes the current message and the rest of its batch (already
 delivered to this consumer) and exits 0, leaving nothing pending for this consumer.
 Redis or PostgreSQL outages are waited out in-process with capped backoff.
 """
@@ -35,6 +38,7 @@ from eva00.errors import Fatal, Poison, Retryable, Skip, is_pg_outage
 from eva00.messages import Message, decode
 from eva00.runtime.backoff import capped_backoff_s
 from eva00.runtime.bus import Bus, Delivery, Outgoing, cap_unconsumed, trim
+from eva00.runtime.middleware import Middleware
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +160,8 @@ class Heartbeat:
 class Stage:
     def __init__(self, name: str, settings: Settings, client: redis.Redis, pool: ConnectionPool,
                  inputs: Sequence[tuple[str, str]], handler: Handler, *,
-                 consumer: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 middleware: Sequence[Middleware] = (), consumer: str | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
                  reclaim_every_s: float | None = None, trim_every_s: float = 60.0) -> None:
         self.name = name
@@ -164,6 +169,7 @@ class Stage:
         self.pool = pool
         self.inputs = list(inputs)  # in priority order: earlier streams are drained first
         self.handler = handler
+        self.middleware = list(middleware)  # run in this order at each hook
         self.bus = Bus(client, consumer or consumer_name(name), maxlen=settings.stream_maxlen)
         self.clock, self.sleep = clock, sleep
         self.reclaim_every_s = (reclaim_every_s if reclaim_every_s is not None
@@ -265,7 +271,8 @@ class Stage:
             outgoing = self._until_pg_ok(lambda: self._handle_in_transaction(message, delivery))
         except Skip as exc:
             log.info("%s: %s skipped: %s", self.name, delivery.entry_id, exc)
-            outgoing = []
+            self._finish(delivery, [])
+            return
         except Poison as exc:
             self._dead_letter(delivery, f"poison: {exc}")
             return
@@ -286,6 +293,15 @@ class Stage:
                           delivery.times_delivered)
             self._dead_letter_if_last(delivery, exc)
             return
+        self._finish(delivery, outgoing)
+        for middleware in self.middleware:
+            try:
+                middleware.after_commit(message, delivery, outgoing)
+            except Exception:  # the message is acknowledged: nothing left to fail
+                log.exception("%s: %s after %s failed", self.name, type(middleware).__name__,
+                              delivery.entry_id)
+
+    def _finish(self, delivery: Delivery, outgoing: Sequence[Outgoing]) -> None:
         self._until_redis_ok(lambda: self.bus.forward(delivery, outgoing))
         self._fed.update(stream for stream, _message in outgoing)
         self.stats.handled += 1
@@ -298,7 +314,14 @@ class Stage:
 
     def _handle_in_transaction(self, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
         with self.pool.connection() as conn, conn.transaction():
-            return self.handler(conn, message, delivery)
+            for middleware in self.middleware:
+                answered = middleware.before_handle(conn, message, delivery)
+                if answered is not None:
+                    return answered
+            outgoing = self.handler(conn, message, delivery)
+            for middleware in self.middleware:
+                middleware.after_handle(conn, message, delivery, outgoing)
+            return outgoing
 
     def _dead_letter_if_last(self, delivery: Delivery, exc: Exception) -> None:
         """The last allowed delivery failed: dead-letter now, with the error that made it fail
@@ -325,14 +348,16 @@ class Stage:
         self._until_pg_ok(record)
         self._until_redis_ok(lambda: self.bus.dead_letter(delivery, error))
         self.stats.dead_lettered += 1
-        # The handler may have to let go of what the message held (a poll's pending marker, which
-        # would otherwise keep its kind from being polled until the marker expires).
-        on_dead_letter = getattr(self.handler, "on_dead_letter", None)
-        if on_dead_letter is not None:
+        try:
+            message: Message | None = decode(delivery.fields)
+        except Exception:  # an undecodable entry: the middleware learns only that it is gone
+            message = None
+        for middleware in self.middleware:
             try:
-                on_dead_letter(decode(delivery.fields))
-            except Exception as exc:  # an undecodable message holds nothing
-                log.debug("%s: nothing to release for %s: %s", self.name, delivery.entry_id, exc)
+                middleware.after_dead_letter(message, delivery, error)
+            except Exception:  # the message is dead-lettered: nothing left to fail
+                log.exception("%s: %s after dead-lettering %s failed", self.name,
+                              type(middleware).__name__, delivery.entry_id)
 
     # --- outages ---
 

@@ -48,8 +48,11 @@ class Simulator:
         self.store = Store(options.company_id, self.blobs)
         self.world = World(random.Random(options.seed), api_base, self.blobs, options.file_size_bytes,
                            options.company_id)
+        # The data is generated in the server's time, like its Date headers: with a skewed clock
+        # the newest daily log is the server's today, not the host's (they differ near midnight).
+        server_now = self.now()
         generate(self.store, self.world, options.projects, options.items,
-                 options.anchor_epoch or today_epoch())
+                 options.anchor_epoch or today_epoch(server_now), now=server_now)
         self.oauth = OAuth(options)
         self.limiter = RateLimiter(options)
         self.faults = Faults(options.seed)

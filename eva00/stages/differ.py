@@ -27,6 +27,7 @@ from eva00.kinds import KIND_TABLE, file_refs
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
 from eva00.replica import cursors, deletes, files, synclog
 from eva00.replica.records import FetchedRecord, Outcome, upsert_records
+from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,8 @@ def parse_time(value: str) -> datetime:
 class Differ:
     accepts: tuple[type[Message], ...] = (PageMessage,)
 
-    def __init__(self, mass_delete_ratio: float, redis_client: Any = None) -> None:
+    def __init__(self, mass_delete_ratio: float) -> None:
         self.mass_delete_ratio = mass_delete_ratio
-        self.redis = redis_client  # only to clear the scheduler's pending marker
 
     def __call__(self, conn: psycopg.Connection, message: Message,
                  delivery: Delivery) -> Sequence[Outgoing]:
@@ -163,8 +163,7 @@ class Differ:
             return
         if conn.execute("UPDATE poll_pages SET finished_at = now() WHERE poll_id = %s AND is_last"
                         " AND finished_at IS NULL RETURNING 1", (page.poll_id,)).fetchone() is None:
-            return  # finished by an earlier delivery
-        self._clear_pending_marker(page)
+            return  # finished by an earlier delivery (the pending marker: PendingMarkers)
         if not complete:
             synclog.log_sync(conn, page.kind, page.project_id, "poll_incomplete",
                              {"poll_id": page.poll_id, "pages": pages_total})
@@ -184,21 +183,11 @@ class Differ:
                                              parent_id=page.parent_id)
         deletes.soft_delete_orphans(conn, page.kind, page.project_id, at)
         if result.guard_tripped:
-            from eva00.runtime import alerts
-
             alerts.raise_alert(conn, f"mass-delete:{page.kind}:{page.project_id or 0}", "critical",
                                f"delete reconciliation of {page.kind} in project {page.project_id}"
                                f" would soft-delete {result.would_delete} of {result.live} records;"
                                f" {result.held} are held as delete_pending until the next complete"
                                " listing confirms them", {"poll_id": page.poll_id})
-
-    def _clear_pending_marker(self, page: PageMessage) -> None:
-        if self.redis is None or not page.pending_key:
-            return
-        try:
-            self.redis.delete(page.pending_key)
-        except Exception as exc:  # the marker expires by itself; never fail a page for it
-            log.warning("could not clear the pending marker of %s: %s", page.poll_id, exc)
 
     # --- downstream ---
 

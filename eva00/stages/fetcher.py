@@ -8,6 +8,9 @@ smaller of it and page 1's Date minus the safety margin, so a host clock running
 push the cursor past what the server had. A poll whose pages disagree with Total is re-run
 before anything may move its cursor or delete anything. Show endpoints are called only for
 records whose list entry changed since the last fetch, and only where the show adds content.
+What rides along with a job is middleware of this stage (stages/middleware.py): the webhook
+debounce key cleared before an item fetch, the full-sync ledger around a run's job, the
+scheduler's pending marker released when a poll ends.
 """
 
 from __future__ import annotations
@@ -94,26 +97,13 @@ class Fetcher:
             raise Poison(f"unknown kind {message.kind!r}")
         return self.handle(conn, message, delivery.stream)
 
+    @property
+    def job_stats(self) -> ledger.JobStats:
+        """What the job in hand spent (the full-sync ledger keeps it with the job)."""
+        return self._stats
+
     def handle(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
-        if job.run_id:
-            return self._handle_run_job(conn, job, stream)
-        return self._handle_job(conn, job, stream)
-
-    def _handle_run_job(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
-        """A full-sync job: its children are written to the run's ledger in this transaction, and
-        a job whose result is already committed is not fetched again (eva00/fullsync/ledger.py)."""
-        prior = ledger.claim(conn, job)
-        if prior.settled:
-            ledger.skip(conn, job)
-            return [(stream, child) for child in ledger.queued_children(conn, job)]
         self._stats = ledger.JobStats()
-        out = self._handle_job(conn, job, stream)
-        children = [m for s, m in out if isinstance(m, PollJob) and s == stream and m.run_id == job.run_id]
-        pages = [(m.poll_id, m.page) for _s, m in out if isinstance(m, PageMessage)]
-        ledger.finish(conn, job, children, pages[0] if pages else None, self._stats)
-        return out
-
-    def _handle_job(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
         spec = endpoint_for(job.kind)
         deadline = time.monotonic() + OUTAGE_PATIENCE_S
         while True:
@@ -215,7 +205,6 @@ class Fetcher:
             "SELECT 1 FROM poll_pages WHERE kind = %s AND project_id = %s AND finished_at IS NOT NULL"
             " LIMIT 1", (spec.parent_kind, job.project_id)).fetchone()
         if listed or job.rerun >= MAX_PARENT_WAITS:
-            self._release(job)
             return []  # the project has no areas (or they never came): nothing to list
         # The areas' own poll is probably still with the differ: look again after other work.
         return [(stream, replace(job, rerun=job.rerun + 1))]
@@ -366,9 +355,6 @@ class Fetcher:
 
     def _fetch_item(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
         assert job.item_id is not None
-        # The webhook listener debounces on this key; clearing it first means an update that
-        # arrives while we fetch queues a fresh job instead of being swallowed.
-        self.redis.delete(keys.webhook_debounce_key(job.kind, job.project_id, job.item_id))
         shown = self._show(spec, job, job.item_id)
         fetched_at = iso(self.server_now())
         message = PageMessage(
@@ -389,7 +375,6 @@ class Fetcher:
             # reconciliation of the parents establishes the delete, and its children follow it.
             synclog.log_sync(conn, job.kind, job.project_id, "parent_gone",
                              {"parent_kind": spec.parent_kind, "parent_id": job.parent_id})
-            self._release(job)
             return [(keys.STREAM_SYNC_PRIORITY, PollJob(
                 kind=spec.parent_kind, project_id=job.project_id, mode=PollMode.RECONCILE,
                 budget=job.budget, reason=f"parent-gone:{job.kind}", requested_at=time.time()))]
@@ -401,7 +386,6 @@ class Fetcher:
             alerts.raise_alert(conn, f"project-forbidden:{job.project_id}", "warning",
                                f"Procore refuses project {job.project_id} (403): check the service"
                                " account's permissions; its records are kept as they are")
-        self._release(job)
         return []
 
     @staticmethod
@@ -411,16 +395,6 @@ class Fetcher:
         if job.run_id:
             return ledger.poll_id_for(job, window_from, rerun)
         return uuid.uuid4().hex
-
-    def on_dead_letter(self, message: Message) -> None:
-        """A dead-lettered poll frees its kind at once: the next tick polls it again."""
-        if isinstance(message, PollJob):
-            self._release(message)
-
-    def _release(self, job: PollJob) -> None:
-        """A poll that ends without pages frees its kind for the scheduler's next tick."""
-        if job.pending_key:
-            self.redis.delete(job.pending_key)
 
     # --- the server's clock ---
 

@@ -1,8 +1,9 @@
 """The scheduler stage: enqueues poll jobs per project and entity type at the seed's intervals.
 
 Delivery guarantee: at least once per interval. A job for (kind, project) is enqueued only while
-no earlier one is pending (a Redis SET NX key, cleared by the differ when that poll completes, and
-expiring by itself so a lost job never blocks its kind for long). Losing Redis loses at most the
+no earlier one is pending (a Redis SET NX key, released by PendingMarkers below, a middleware of
+the fetcher's and the differ's stages, when that poll ends, and expiring by itself so a lost job
+never blocks its kind for long). Losing Redis loses at most the
 pending markers and queued jobs; the next tick enqueues again and the cursors in PostgreSQL make
 the re-poll cheap. New projects are noticed within ``project_watch_s`` and polled at once.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
@@ -22,8 +24,9 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.fullsync.run import held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
-from eva00.messages import BudgetClass, PollJob, PollMode
-from eva00.runtime.bus import Bus
+from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
+from eva00.runtime.bus import Bus, Delivery, Outgoing
+from eva00.runtime.middleware import Middleware
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +207,50 @@ class Scheduler:
 
         run.__name__ = action.__name__
         return run
+
+
+class PendingMarkers(Middleware):
+    """Releases a poll's pending marker when the poll ends, in the fetcher's and the differ's
+    stages. The marker travels with the poll: the scheduler puts its key on the job, and the
+    fetcher carries it on to each page and next-page job. It is released
+
+    - after COMMIT of a poll job whose outgoing entries carry it no further: the poll ended
+      without pages (no drawing areas to list, a refusal, a parent gone);
+    - after COMMIT of the page whose transaction finished the poll (its last page committed):
+      only that delivery, so a page redelivered later never frees a marker set for a newer poll;
+    - when a poll job is dead-lettered, so the next tick polls its kind again at once.
+
+    Released after COMMIT, so a transaction that rolls back leaves its poll pending. A marker
+    never released (a crash just after COMMIT, a job lost with Redis) expires by itself."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        # (entry id, marker) of the page whose transaction finished its poll, until its COMMIT.
+        self._finished: tuple[str, str] | None = None
+
+    def after_handle(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
+                     outgoing: Sequence[Outgoing]) -> None:
+        self._finished = None
+        if isinstance(message, PageMessage) and message.pending_key:
+            # finished_at is set to now(), this transaction's start time: equal only if this
+            # very transaction finished the poll.
+            row = conn.execute("SELECT 1 FROM poll_pages WHERE poll_id = %s AND is_last"
+                               " AND finished_at = now()", (message.poll_id,)).fetchone()
+            if row is not None:
+                self._finished = (delivery.entry_id, message.pending_key)
+
+    def after_commit(self, message: Message, delivery: Delivery, outgoing: Sequence[Outgoing]) -> None:
+        if isinstance(message, PollJob) and message.pending_key and not any(
+                isinstance(m, (PollJob, PageMessage)) and m.pending_key == message.pending_key
+                for _s, m in outgoing):
+            self._release(message.pending_key)
+        finished, self._finished = self._finished, None
+        if finished is not None and finished[0] == delivery.entry_id:
+            self._release(finished[1])
+
+    def after_dead_letter(self, message: Message | None, delivery: Delivery, error: str) -> None:
+        if isinstance(message, PollJob) and message.pending_key:
+            self._release(message.pending_key)
+
+    def _release(self, marker: str) -> None:
+        self.redis.delete(marker)

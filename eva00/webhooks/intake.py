@@ -19,11 +19,12 @@ retries. Redis down: 503, the row stays ``received`` until a retry or the requeu
 
 Debounce contract with the fetcher: the key ``eva00:webhook:debounce:{kind}:{project|0}:{id}``
 (``keys.webhook_debounce_key``) exists while a webhook fetch of that item is queued and not
-started. **The fetcher DELs it when it starts an ITEM job of budget WEBHOOK, before its first
-request.** So a burst of updates while the job waits becomes that one fetch (the fetch happens after all of
-them), and an update arriving once the fetch has started queues a new job: no change is missed.
-The TTL only bounds how long a job lost with Redis (or a fetcher breaking the contract) keeps
-suppressing hints; polling covers that item meanwhile.
+started. **DebounceRelease (webhooks/debounce.py), a middleware of the fetcher's stage, DELs it
+when a fetcher starts an ITEM job, before its first request.** So a burst of updates while the
+job waits becomes that one fetch (the fetch happens after all of them), and an update arriving
+once the fetch has started queues a new job: no change is missed. The TTL only bounds how long a
+job lost with Redis (or a fetcher breaking the contract) keeps suppressing hints; polling covers
+that item meanwhile.
 
 Delete events mark ``delete_pending`` on the replica's row (tables with that column) and queue the
 same ITEM fetch: the fetcher confirms (404 or recycle bin: soft delete; found: clear the flag).

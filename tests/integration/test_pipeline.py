@@ -313,3 +313,59 @@ def test_a_dead_lettered_poll_job_frees_its_kind_for_the_next_tick_at_once(
     pipeline.drain()
     assert pipeline.fetcher.stats.dead_lettered == 1
     assert redis_client.exists(marker) == 0
+
+
+def test_a_polls_pending_marker_is_released_after_the_differ_commits_its_last_page_not_before(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], redis_client: redis.Redis) -> None:
+    from eva00 import keys
+    from eva00.messages import PollMode
+
+    pipeline = make_pipeline(sim)
+    scheduler = pipeline.scheduler
+    assert scheduler.enqueue(scheduler.jobs_for(["vendor"], [], PollMode.INCREMENTAL, "test"), ttl_s=600) == 1
+    marker = keys.job_pending_key("vendor:incremental", None)
+    differ = pipeline.differ.handler
+    held_while_handling: list[int] = []
+
+    class Watching:
+        accepts = differ.accepts
+
+        def __call__(self, conn: psycopg.Connection[Any], message: Any, delivery: Any) -> Any:
+            out = differ(conn, message, delivery)
+            held_while_handling.append(int(redis_client.exists(marker)))
+            return out
+
+    pipeline.differ.handler = Watching()
+    pipeline.fetcher.step()
+    assert redis_client.exists(marker) == 1, "the page on its way to the differ still holds it"
+    pipeline.drain()
+    assert held_while_handling and set(held_while_handling) == {1}, "held until COMMIT"
+    assert redis_client.exists(marker) == 0
+
+
+def test_a_webhook_item_jobs_debounce_key_is_cleared_before_the_fetcher_handles_it(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], redis_client: redis.Redis) -> None:
+    from eva00 import keys
+    from eva00.messages import BudgetClass, PollJob, PollMode
+    from eva00.runtime.bus import Bus
+
+    pipeline = make_pipeline(sim)
+    rfi = next(r for r in sim.truth()["records"] if r["kind"] == "rfi" and not r["is_deleted"])
+    key = keys.webhook_debounce_key("rfi", rfi["project_id"], rfi["id"])
+    job = PollJob(kind="rfi", project_id=rfi["project_id"], mode=PollMode.ITEM, budget=BudgetClass.WEBHOOK,
+                  reason="webhook:update", item_id=rfi["id"], requested_at=0.0)
+    assert Bus(redis_client, "test").publish_unless_key(keys.STREAM_SYNC_PRIORITY, job, key=key, ttl_s=600)
+    fetcher = pipeline.fetcher.handler
+    key_at_start: list[int] = []
+
+    class Watching:
+        accepts = fetcher.accepts
+
+        def __call__(self, conn: psycopg.Connection[Any], message: Any, delivery: Any) -> Any:
+            key_at_start.append(int(redis_client.exists(key)))
+            return fetcher(conn, message, delivery)
+
+    pipeline.fetcher.handler = Watching()
+    pipeline.drain()
+    assert key_at_start == [0], "an update arriving during the fetch queues a fresh job"
+    assert pipeline.fetcher.stats.handled >= 1 and pipeline.fetcher.stats.dead_lettered == 0

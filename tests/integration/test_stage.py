@@ -24,6 +24,7 @@ from eva00.config import Settings
 from eva00.errors import Fatal, Poison, Retryable, Skip
 from eva00.messages import Message, decode, message
 from eva00.runtime.bus import Delivery, Outgoing
+from eva00.runtime.middleware import Middleware
 from eva00.runtime.stage import Stage
 from tests.conftest import Stack
 
@@ -100,9 +101,10 @@ def pool(database_url: str) -> Iterator[ConnectionPool]:
 def make_stage(settings: Settings, redis_client: redis.Redis,
                pool: ConnectionPool) -> Callable[..., Stage]:
     def make(handler: Recorder, *, inputs: Sequence[tuple[str, str]] = ((IN, GROUP),),
-             sleep: Callable[[float], None] = no_outage_expected, **changes: Any) -> Stage:
+             sleep: Callable[[float], None] = no_outage_expected,
+             middleware: Sequence[Middleware] = (), **changes: Any) -> Stage:
         stage = Stage("test", settings.replace(**changes), redis_client, pool, inputs, handler,
-                      consumer=CONSUMER, sleep=sleep, reclaim_every_s=0)
+                      middleware=middleware, consumer=CONSUMER, sleep=sleep, reclaim_every_s=0)
         for stream, group in inputs:  # as run() does before its first step
             stage.bus.ensure_group(stream, group)
         return stage
@@ -551,3 +553,114 @@ def test_a_postgresql_restart_mid_message_is_waited_out_and_the_message_is_handl
     assert db.effects() == ["a"] and db.commits() == ["a"]
     assert downstream(redis_client) == ["a"]
     assert pending(redis_client) == {}
+
+
+# --- middleware ---
+
+class Spy(Middleware):
+    """Records each hook with what another session sees at that moment: the committed effects,
+    the entries still pending, the downstream entries."""
+
+    def __init__(self, db: Db, client: redis.Redis) -> None:
+        self.db, self.redis = db, client
+        self.events: list[tuple[Any, ...]] = []
+
+    def _seen(self) -> tuple[list[str], int, list[str]]:
+        return self.db.effects(), len(pending(self.redis)), downstream(self.redis)
+
+    def before_handle(self, conn: psycopg.Connection[Any], message: Message,
+                      delivery: Delivery) -> Sequence[Outgoing] | None:
+        self.events.append(("before_handle", conn.info.transaction_status.name, *self._seen()))
+        return None
+
+    def after_handle(self, conn: psycopg.Connection[Any], message: Message, delivery: Delivery,
+                     outgoing: Sequence[Outgoing]) -> None:
+        # The handler's own writes are visible here, in its transaction, and nowhere else yet.
+        mine = conn.execute("SELECT item_id FROM effects ORDER BY 1").fetchall()
+        self.events.append(("after_handle", [r[0] for r in mine], len(outgoing), *self._seen()))
+
+    def after_commit(self, message: Message, delivery: Delivery, outgoing: Sequence[Outgoing]) -> None:
+        self.events.append(("after_commit", len(outgoing), *self._seen()))
+
+    def after_dead_letter(self, message: Message | None, delivery: Delivery, error: str) -> None:
+        self.events.append(("after_dead_letter", message, error, *self._seen()))
+
+
+def test_each_middleware_hook_runs_at_its_point_of_the_message_s_way(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db) -> None:
+    spy = Spy(db, redis_client)
+    stage = make_stage(Recorder(), middleware=[spy])
+    add(redis_client, "a")
+    assert stage.step() == 1
+    assert spy.events == [
+        ("before_handle", "INTRANS", [], 1, []),  # inside the transaction, before any effect
+        ("after_handle", ["a"], 1, [], 1, []),  # the handler's write, not yet committed
+        ("after_commit", 1, ["a"], 0, ["a"]),  # committed, acknowledged and forwarded
+    ]
+
+
+def test_after_commit_is_not_called_for_a_transaction_that_failed_to_commit_nor_for_a_skip(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db) -> None:
+    def violate_at_commit(conn: psycopg.Connection[Any], delivery: Delivery) -> None:
+        conn.execute("INSERT INTO checked_at_commit VALUES ('x'), ('x')")  # deferred: COMMIT fails
+
+    spy = Spy(db, redis_client)
+    stage = make_stage(Recorder({"a": violate_at_commit, "b": raising(Skip("nothing to do"))}),
+                       middleware=[spy])
+    add(redis_client, "a", "b")
+    assert stage.step() == 2
+    assert [event[0] for event in spy.events] == ["before_handle", "after_handle", "before_handle"]
+    assert db.effects() == [] and len(pending(redis_client)) == 1, "a stays pending, b is acknowledged"
+
+
+def test_after_dead_letter_gets_the_message_and_its_error_once_it_is_dead_lettered(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db) -> None:
+    spy = Spy(db, redis_client)
+    stage = make_stage(Recorder({"a": raising(Poison("cannot be understood"))}), middleware=[spy])
+    add(redis_client, "a")
+    redis_client.xadd(IN, {b"t": b"test.stage.nonsense", b"v": b"1", b"d": b"{}"})
+    assert stage.step() == 2
+    dead = [event for event in spy.events if event[0] == "after_dead_letter"]
+    assert [(message, error) for _hook, message, error, *_seen in dead] == [
+        (Item("a"), "poison: cannot be understood"),
+        (None, "poison: unknown message type 'test.stage.nonsense'")], "undecodable: no message"
+    assert [pending_count for *_first, pending_count, _out in dead] == [1, 0], (
+        "each is acknowledged before its hook runs")
+    assert len(db.dead_letters()) == 2 and pending(redis_client) == {}
+
+
+class Answering(Middleware):
+    """Finishes every message itself, as the full-sync ledger does for a job already settled."""
+
+    def before_handle(self, conn: psycopg.Connection[Any], message: Message,
+                      delivery: Delivery) -> Sequence[Outgoing] | None:
+        assert isinstance(message, Item)
+        conn.execute("INSERT INTO commits VALUES (%s, %s, 0)", (message.item_id, delivery.entry_id))
+        return [(OUT, Item(f"{message.item_id}-from-middleware"))]
+
+
+def test_a_before_handle_that_answers_replaces_the_handler_and_its_writes_commit(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db) -> None:
+    handler = Recorder()
+    spy = Spy(db, redis_client)
+    stage = make_stage(handler, middleware=[Answering(), spy])
+    add(redis_client, "a")
+    assert stage.step() == 1
+    assert handler.items() == [] and db.commits() == ["a"]
+    assert downstream(redis_client) == ["a-from-middleware"] and pending(redis_client) == {}
+    assert [event[0] for event in spy.events] == ["after_commit"], (
+        "later before_handle and every after_handle are skipped")
+
+
+class Broken(Middleware):
+    def after_commit(self, message: Message, delivery: Delivery, outgoing: Sequence[Outgoing]) -> None:
+        raise redis.ConnectionError("gone after the ack")
+
+
+def test_a_failing_after_commit_hook_is_logged_and_the_message_stays_handled(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db) -> None:
+    stage = make_stage(Recorder(), middleware=[Broken()])
+    add(redis_client, "a", "b")
+    assert stage.step() == 2
+    assert db.effects() == ["a", "b"] and downstream(redis_client) == ["a", "b"]
+    assert pending(redis_client) == {} and stage.stats.handled == 2 and stage.stats.failed == 0
