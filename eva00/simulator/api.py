@@ -17,11 +17,12 @@ import orjson
 from eva00.simulator import hooks_api
 from eva00.simulator.generator import root_folder_id
 from eva00.simulator.listing import ListSpec, list_response
+from eva00.simulator.scopes import company_scope, project_scope
 from eva00.simulator.store import Record
 from eva00.simulator.web import HttpError, Request, Response, json_response
 
 if TYPE_CHECKING:
-    from eva00.simulator.app import Simulator
+    from eva00.simulator.state import SimState
 
 P = r"(?P<project>\d+)"
 C = r"(?P<company>\d+)"
@@ -89,15 +90,15 @@ LISTS = [
               ListSpec("task", max_per_page=100, default_per_page=10, v2=True), "project"),
 ]
 
-Route = tuple[str, "re.Pattern[str]", Callable[["Simulator", Request, dict[str, str]], Response]]
+Route = tuple[str, "re.Pattern[str]", Callable[["SimState", Request, dict[str, str]], Response]]
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern + r"/?\Z")
 
 
-def _lister(route: ListRoute) -> Callable[[Simulator, Request, dict[str, str]], Response]:
-    def handle(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def _lister(route: ListRoute) -> Callable[[SimState, Request, dict[str, str]], Response]:
+    def handle(sim: SimState, req: Request, params: dict[str, str]) -> Response:
         where: Callable[[Record], bool] | None = None
         if route.scope == "company":
             company_scope(sim, req, params)
@@ -119,31 +120,8 @@ def _lister(route: ListRoute) -> Callable[[Simulator, Request, dict[str, str]], 
     return handle
 
 
-def company_scope(sim: Simulator, req: Request, params: dict[str, str]) -> int:
-    text = params.get("company") or req.q("company_id")
-    if not text:
-        raise HttpError(400, "company_id is required")
-    if not text.isdigit() or int(text) != sim.options.company_id:
-        raise HttpError(403, "App is not connected to this company")
-    return int(text)
-
-
-def project_scope(sim: Simulator, req: Request, from_path: str | None) -> int:
-    text = from_path or req.q("project_id")
-    if not text:
-        raise HttpError(400, "project_id is required")
-    if not text.isdigit():
-        raise HttpError(400, "project_id must be an integer")
-    project = sim.store.project(int(text))
-    if project is None:
-        raise HttpError(404, "Project not found")
-    if project.id in sim.store.forbidden:
-        raise HttpError(403, "You do not have permission to access this project")
-    return project.id
-
-
-def show(kind: str) -> Callable[[Simulator, Request, dict[str, str]], Response]:
-    def handle(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def show(kind: str) -> Callable[[SimState, Request, dict[str, str]], Response]:
+    def handle(sim: SimState, req: Request, params: dict[str, str]) -> Response:
         scope = project_scope(sim, req, params.get("project"))
         record = sim.store.get(kind, int(params["id"]))
         if record is None or record.is_deleted or record.project_id != scope:
@@ -152,10 +130,10 @@ def show(kind: str) -> Callable[[Simulator, Request, dict[str, str]], Response]:
     return handle
 
 
-def record_show(kind: str, scope: str) -> Callable[[Simulator, Request, dict[str, str]], Response]:
+def record_show(kind: str, scope: str) -> Callable[[SimState, Request, dict[str, str]], Response]:
     """Show of a kind whose show answers exactly its list object (company kinds show inactive
     records with their inactive signal; a deleted project-level record is 404)."""
-    def handle(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+    def handle(sim: SimState, req: Request, params: dict[str, str]) -> Response:
         if scope == "company":
             company_scope(sim, req, params)
             record = sim.store.get(kind, int(params["id"]))
@@ -170,14 +148,14 @@ def record_show(kind: str, scope: str) -> Callable[[Simulator, Request, dict[str
     return handle
 
 
-def project_show(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def project_show(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     project_id = project_scope(sim, req, params["project"])
     record = sim.store.project(project_id)
     assert record is not None
     return Response(200, record.list_bytes())
 
 
-def folder(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def folder(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     project_id = project_scope(sim, req, None)
     root = root_folder_id(project_id)
     folder_id = int(params.get("folder") or root)
@@ -198,17 +176,17 @@ def folder(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, head)
 
 
-def me(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def me(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, {"id": 300_001, "login": "service-account@eva00.example",
                                "name": "EVA-00 Service Account"})
 
 
-def companies(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def companies(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, [{"id": sim.options.company_id, "name": sim.world.company_name,
                                 "is_active": True}])
 
 
-def download(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def download(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     blob = sim.blobs.get(int(params["file"]))
     if blob is None:
         raise HttpError(404, "File not found")
@@ -238,7 +216,7 @@ ROUTES: list[Route] = [
 ]
 
 
-def dispatch(sim: Simulator, req: Request) -> Response:
+def dispatch(sim: SimState, req: Request) -> Response:
     allowed = []
     for method, pattern, handler in ROUTES:
         match = pattern.match(req.path)

@@ -1,4 +1,4 @@
-"""The simulator: its state and the gatekeepers every API request passes, in Procore's order.
+"""The simulator: the gatekeepers every API request passes, in Procore's order (state: state.py).
 
 API host: /_sim (control, unrecorded) | /oauth (login host) | everything else: rate limit (every
 request counts) -> injected faults -> Accept (406) -> bearer token (401) -> Procore-Company-Id
@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
-from email.utils import formatdate
-from typing import Any
 
 from eva00.simulator import api, control, login, storage
-from eva00.simulator.blobs import BlobRegistry
-from eva00.simulator.churn import Churn
-from eva00.simulator.clock import today_epoch
-from eva00.simulator.faults import Faults
-from eva00.simulator.generator import generate
-from eva00.simulator.ledger import Ledger
-from eva00.simulator.mutations import Mutator
-from eva00.simulator.oauth import OAuth
-from eva00.simulator.options import SimOptions
-from eva00.simulator.ratelimit import RateLimiter
-from eva00.simulator.records import World
-from eva00.simulator.store import Store
-from eva00.simulator.web import HttpError, Request, Response, error
+from eva00.simulator.state import SimState
+from eva00.simulator.web import HttpError, Request, Response, bearer, error
 
 log = logging.getLogger("eva00.simulator")
 PRE_FAULTS = frozenset({"5xx", "503", "slow", "reset"})
@@ -36,50 +22,7 @@ OVER_LIMIT = ("You have surpassed the max number of requests for this time windo
               "Please wait before making more requests.")
 
 
-class Simulator:
-    def __init__(self, options: SimOptions, api_base: str, storage_base: str) -> None:
-        self.options = options
-        self.api_base = api_base
-        self.storage_base = storage_base
-        self.started_at = time.time()
-        self.last_modified = formatdate(self.started_at, usegmt=True)
-        self.sign_key = secrets.token_bytes(32)
-        self.blobs = BlobRegistry()
-        self.store = Store(options.company_id, self.blobs)
-        self.world = World(random.Random(options.seed), api_base, self.blobs, options.file_size_bytes,
-                           options.company_id)
-        # The data is generated in the server's time, like its Date headers: with a skewed clock
-        # the newest daily log is the server's today, not the host's (they differ near midnight).
-        server_now = self.now()
-        generate(self.store, self.world, options.projects, options.items,
-                 options.anchor_epoch or today_epoch(server_now), now=server_now)
-        self.oauth = OAuth(options)
-        self.limiter = RateLimiter(options)
-        self.faults = Faults(options.seed)
-        self.ledger = Ledger()
-        from eva00.simulator.webhooks import Webhooks
-
-        self.webhooks = Webhooks(options, seed=options.seed)
-        self.mutator = Mutator(self.store, self.world, self.webhooks.emit, clock=self.now)
-        self.churn = Churn(self.mutator, options, seed=options.seed + 1)
-
-    def now(self) -> float:
-        """The server's time (the host's, shifted by clock_offset_s)."""
-        return time.time() + self.options.clock_offset_s
-
-    def start(self) -> None:
-        self.webhooks.start()
-        self.churn.start()
-
-    def stop(self) -> None:
-        self.churn.stop()
-        self.webhooks.stop()
-
-    def signed_url(self, file_id: int) -> str:
-        expires = int(time.time() + self.options.signed_url_ttl_s)
-        return (f"{self.storage_base}/blobs/{file_id}?expires={expires}"
-                f"&sig={storage.sign(self.sign_key, file_id, expires)}")
-
+class Simulator(SimState):
     # --- the API host ---
 
     def handle_api(self, req: Request) -> Response:
@@ -172,22 +115,6 @@ class Simulator:
                            token_id=None, bytes=sent, host="storage",
                            authorization_present=req.header("Authorization") is not None, limited=False,
                            fault=req.meta.get("fault"))
-
-    def figures(self) -> dict[str, Any]:
-        return {**self.ledger.figures(), "violations": self.limiter.refused,
-                "windows": self.limiter.figures(), "webhooks": self.webhooks.figures(),
-                "tokens_issued": self.oauth.issued, "records": self.store.count(), "files": len(self.blobs),
-                "churn": self.churn.figures(), "uptime_s": round(time.time() - self.started_at, 3)}
-
-
-def bearer(req: Request, lenient: bool) -> str | None:
-    value = req.header("Authorization")
-    if value is not None:
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-        return None
-    return req.q("access_token") if lenient else None
 
 
 def accepts_json(accept: str | None) -> bool:

@@ -12,6 +12,7 @@ gigabyte streams in constant memory. ``generation`` changes a file's content (th
 from __future__ import annotations
 
 import hashlib
+import hmac
 import random
 import struct
 import threading
@@ -262,3 +263,8 @@ class BlobRegistry:
             if blob is not None:
                 blob.generation += 1
             return blob
+
+
+def sign(key: bytes, file_id: int, expires: int) -> str:
+    """The signature of a storage link to ``file_id`` valid until ``expires``."""
+    return hmac.new(key, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]

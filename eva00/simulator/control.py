@@ -18,18 +18,18 @@ from eva00.simulator.options import OptionError
 from eva00.simulator.web import HttpError, Request, Response, error, json_body, json_response
 
 if TYPE_CHECKING:
-    from eva00.simulator.app import Simulator
+    from eva00.simulator.state import SimState
 
-Handler = Callable[["Simulator", Request, "re.Match[str]"], Response]
+Handler = Callable[["SimState", Request, "re.Match[str]"], Response]
 
 
-def health(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def health(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"ok": True, "records": sim.store.count(), "files": len(sim.blobs),
                                "api_base": sim.api_base, "storage_base": sim.storage_base,
                                "company_id": sim.options.company_id})
 
 
-def ledger(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def ledger(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     try:
         since, limit = int(req.q("since") or 0), int(req.q("limit") or 10_000)
     except ValueError:
@@ -38,7 +38,7 @@ def ledger(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"entries": entries, "next": last})
 
 
-def truth(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def truth(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     kinds = set(filter(None, (req.q("kinds") or "").split(","))) or None
     unknown = sorted((kinds or set()) - set(KINDS))
     if unknown:
@@ -51,11 +51,11 @@ def truth(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return Response(200, orjson.dumps(found))
 
 
-def stats(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def stats(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, sim.figures())
 
 
-def mutate(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def mutate(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     try:
         changes = sim.mutator.apply(json_body(req))
     except MutationError as exc:
@@ -63,7 +63,7 @@ def mutate(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"changed": [c.to_json() for c in changes]})
 
 
-def faults(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def faults(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     if req.method == "DELETE":
         sim.faults.clear()
         return json_response(200, {"faults": []})
@@ -75,7 +75,7 @@ def faults(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"faults": sim.faults.active()})
 
 
-def config(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def config(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     if req.method == "POST":
         try:
             sim.options.update(json_body(req))
@@ -86,7 +86,7 @@ def config(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, sim.options.to_json())
 
 
-def permission(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def permission(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     project_id = int(m.group("project"))
     if sim.store.project(project_id) is None:
         raise HttpError(404, "no such project")
@@ -97,16 +97,16 @@ def permission(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"forbidden_projects": sorted(sim.store.forbidden)})
 
 
-def expire_tokens(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def expire_tokens(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"expired": sim.oauth.expire_all()})
 
 
-def reset_limits(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def reset_limits(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     sim.limiter.reset()
     return json_response(200, {"ok": True})
 
 
-def new_file(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def new_file(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     body = json_body(req)
     fmt = body.get("format", "pdf")
     if fmt not in ("pdf", "jpeg", "png"):
@@ -119,13 +119,13 @@ def new_file(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return json_response(201, _file_json(sim, blob.file_id, with_sha=False))
 
 
-def file_info(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
+def file_info(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     if sim.blobs.get(int(m.group("file"))) is None:
         raise HttpError(404, "no such file")
     return json_response(200, _file_json(sim, int(m.group("file")), with_sha=True))
 
 
-def _file_json(sim: Simulator, file_id: int, with_sha: bool) -> dict[str, Any]:
+def _file_json(sim: SimState, file_id: int, with_sha: bool) -> dict[str, Any]:
     blob = sim.blobs.get(file_id)
     assert blob is not None
     found = {"file_id": str(file_id), "url": sim.world.file_url(file_id),
@@ -152,7 +152,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
 ]
 
 
-def handle(sim: Simulator, req: Request) -> Response:
+def handle(sim: SimState, req: Request) -> Response:
     for methods, pattern, handler in ROUTES:
         match = pattern.match(req.path)
         if match is None:

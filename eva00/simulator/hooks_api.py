@@ -7,21 +7,21 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from eva00.simulator.listing import positive_int
+from eva00.simulator.scopes import project_scope
 from eva00.simulator.web import HttpError, Request, Response, json_body, json_response
+from eva00.simulator.webhooks import Hook, offered_resources
 
 if TYPE_CHECKING:
-    from eva00.simulator.app import Simulator
-    from eva00.simulator.webhooks import Hook
+    from eva00.simulator.state import SimState
 
 BASE = r"/rest/v1\.0/webhooks"
 
 
-def _scope(sim: Simulator, req: Request, body: dict[str, Any]) -> tuple[int, int | None]:
+def _scope(sim: SimState, req: Request, body: dict[str, Any]) -> tuple[int, int | None]:
     company = body.get("company_id") or req.q("company_id")
     project = body.get("project_id") or req.q("project_id")
     if project is not None:
-        from eva00.simulator.api import project_scope
-
         return sim.options.company_id, project_scope(sim, req, str(project))
     if company is None:
         raise HttpError(400, "company_id or project_id is required")
@@ -30,7 +30,7 @@ def _scope(sim: Simulator, req: Request, body: dict[str, Any]) -> tuple[int, int
     return int(company), None
 
 
-def _hook(sim: Simulator, req: Request, params: dict[str, str], body: dict[str, Any]) -> Hook:
+def _hook(sim: SimState, req: Request, params: dict[str, str], body: dict[str, Any]) -> Hook:
     company, project = _scope(sim, req, body)
     hook = sim.webhooks.hooks.get(int(params["hook"]))
     if hook is None or hook.company_id != company or (project is not None and hook.project_id != project):
@@ -38,7 +38,7 @@ def _hook(sim: Simulator, req: Request, params: dict[str, str], body: dict[str, 
     return hook
 
 
-def list_hooks(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def list_hooks(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     company, project = _scope(sim, req, {})
     namespace = req.q("namespace")
     hooks = [h.to_json() for h in sim.webhooks.hooks.values()
@@ -47,7 +47,7 @@ def list_hooks(sim: Simulator, req: Request, params: dict[str, str]) -> Response
     return json_response(200, hooks)
 
 
-def create_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def create_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     body = json_body(req)
     company, project = _scope(sim, req, body)
     spec = body.get("hook")
@@ -60,11 +60,11 @@ def create_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Respons
     return json_response(201, hook.to_json())
 
 
-def show_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def show_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, _hook(sim, req, params, {}).to_json())
 
 
-def update_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def update_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     body = json_body(req)
     hook = _hook(sim, req, params, body)
     try:
@@ -74,18 +74,18 @@ def update_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Respons
     return json_response(200, hook.to_json())
 
 
-def delete_hook(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def delete_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     hook = _hook(sim, req, params, json_body(req))
     with sim.webhooks.lock:
         sim.webhooks.hooks.pop(hook.id, None)
     return Response(204, b"")
 
 
-def list_triggers(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def list_triggers(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, _hook(sim, req, params, {}).triggers)
 
 
-def create_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def create_trigger(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     body = json_body(req)
     hook = _hook(sim, req, params, body)
     spec = body.get("trigger")
@@ -97,7 +97,7 @@ def create_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Resp
         raise HttpError(422, str(exc)) from None
 
 
-def delete_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
+def delete_trigger(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     hook = _hook(sim, req, params, json_body(req))
     before = len(hook.triggers)
     hook.triggers[:] = [t for t in hook.triggers if t["id"] != int(params["trigger"])]
@@ -106,8 +106,7 @@ def delete_trigger(sim: Simulator, req: Request, params: dict[str, str]) -> Resp
     return Response(204, b"")
 
 
-def list_deliveries(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    from eva00.simulator.listing import positive_int
+def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Response:
 
     hook = _hook(sim, req, params, {})
     wanted = req.q("filters[status]") or "any"
@@ -119,8 +118,7 @@ def list_deliveries(sim: Simulator, req: Request, params: dict[str, str]) -> Res
                          [("Total", str(len(found))), ("Per-Page", str(per_page))])
 
 
-def resources(sim: Simulator, req: Request, params: dict[str, str]) -> Response:
-    from eva00.simulator.webhooks import offered_resources
+def resources(sim: SimState, req: Request, params: dict[str, str]) -> Response:
 
     _scope(sim, req, {})
     return json_response(200, offered_resources())
@@ -130,7 +128,7 @@ def _c(pattern: str) -> re.Pattern[str]:
     return re.compile(BASE + pattern + r"/?\Z")
 
 
-Handler = Callable[["Simulator", Request, dict[str, str]], Response]
+Handler = Callable[["SimState", Request, dict[str, str]], Response]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", _c("/hooks"), list_hooks),
     ("POST", _c("/hooks"), create_hook),

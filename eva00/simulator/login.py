@@ -15,10 +15,10 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from eva00.simulator.oauth import OOB, OAuthError
-from eva00.simulator.web import Request, Response, json_response
+from eva00.simulator.web import Request, Response, bearer, json_response
 
 if TYPE_CHECKING:
-    from eva00.simulator.app import Simulator
+    from eva00.simulator.state import SimState
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -70,7 +70,7 @@ def _multipart(req: Request) -> dict[str, str]:
     return found
 
 
-def handle(sim: Simulator, req: Request) -> Response:
+def handle(sim: SimState, req: Request) -> Response:
     routes = {"/oauth/token": ("POST", token), "/oauth/revoke": ("POST", revoke),
               "/oauth/authorize": ("GET POST", authorize), "/oauth/authorize/native": ("GET", native),
               "/oauth/token/info": ("GET", info)}
@@ -86,12 +86,12 @@ def handle(sim: Simulator, req: Request) -> Response:
         return json_response(exc.status, exc.body(), NO_STORE)
 
 
-def token(sim: Simulator, req: Request) -> Response:
+def token(sim: SimState, req: Request) -> Response:
     answer = sim.oauth.token(params_of(req, sim.options.lenient))
     return json_response(200, answer, NO_STORE)
 
 
-def revoke(sim: Simulator, req: Request) -> Response:
+def revoke(sim: SimState, req: Request) -> Response:
     params = params_of(req, sim.options.lenient)
     if not sim.options.lenient:
         sim.oauth._client(params)
@@ -101,7 +101,7 @@ def revoke(sim: Simulator, req: Request) -> Response:
     return json_response(200, {}, NO_STORE)
 
 
-def authorize(sim: Simulator, req: Request) -> Response:
+def authorize(sim: SimState, req: Request) -> Response:
     params = params_of(req, False)
     redirect = sim.oauth.check_authorize(params)
     decision = params.get("decision")
@@ -123,14 +123,12 @@ def authorize(sim: Simulator, req: Request) -> Response:
     return Response(302, b"", [("Location", target), *NO_STORE])
 
 
-def native(sim: Simulator, req: Request) -> Response:
+def native(sim: SimState, req: Request) -> Response:
     code = html.escape(req.q("code") or "")
     return Response(200, CODE_PAGE.format(code=code).encode(), NO_STORE, content_type=HTML)
 
 
-def info(sim: Simulator, req: Request) -> Response:
-    from eva00.simulator.app import bearer
-
+def info(sim: SimState, req: Request) -> Response:
     text = bearer(req, sim.options.lenient)
     access, why = sim.oauth.lookup(text) if text else (None, "The access token is missing")
     if access is None or why:

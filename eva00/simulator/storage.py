@@ -7,25 +7,20 @@ XML shape. Bodies stream from the blob generator, so a gigabyte costs no memory.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import time
 from typing import TYPE_CHECKING
 
-from eva00.simulator.blobs import Blob
+from eva00.simulator.blobs import Blob, sign
 from eva00.simulator.web import Request, Response
 
 if TYPE_CHECKING:
-    from eva00.simulator.app import Simulator
+    from eva00.simulator.state import SimState
 
 BLOB_PATH = re.compile(r"/blobs/(\d+)\Z")
 RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 XML = "application/xml"
-
-
-def sign(key: bytes, file_id: int, expires: int) -> str:
-    return hmac.new(key, f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 def s3_error(status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -34,7 +29,7 @@ def s3_error(status: int, code: str, message: str, headers: list[tuple[str, str]
     return Response(status, body, list(headers or []), content_type=XML)
 
 
-def handle(sim: Simulator, req: Request) -> Response:
+def handle(sim: SimState, req: Request) -> Response:
     if req.header("Authorization") is not None:
         return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the signature query "
                         "parameters or the Authorization header should be specified (this host never takes "
@@ -69,7 +64,7 @@ def handle(sim: Simulator, req: Request) -> Response:
     return serve_blob(sim, req, blob)
 
 
-def _check_signature(sim: Simulator, file_id: int, req: Request) -> Response | None:
+def _check_signature(sim: SimState, file_id: int, req: Request) -> Response | None:
     expires_text, signature = req.q("expires"), req.q("sig")
     if not expires_text or not signature or not expires_text.isdigit():
         return s3_error(403, "AccessDenied", "Query-string authentication requires the expires and sig "
@@ -82,7 +77,7 @@ def _check_signature(sim: Simulator, file_id: int, req: Request) -> Response | N
     return None
 
 
-def serve_blob(sim: Simulator, req: Request, blob: Blob) -> Response:
+def serve_blob(sim: SimState, req: Request, blob: Blob) -> Response:
     size = blob.size
     headers = [("ETag", blob.etag), ("Accept-Ranges", "bytes"), ("Last-Modified", sim.last_modified),
                ("Content-Disposition", f'attachment; filename="{blob.filename}"')]

@@ -296,3 +296,13 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def bearer(req: Request, lenient: bool) -> str | None:
+    value = req.header("Authorization")
+    if value is not None:
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return req.q("access_token") if lenient else None
