@@ -13,7 +13,9 @@ sharing it. Modules, one concept each:
 - blobs: deterministic files (PDF, JPEG, PNG) generated in blocks, any size, constant memory
 - records / generator: entity payloads and the seeded data set
 - store: records, files and their ground truth; truth: the canonical payload hash; mutations
-- oauth, ratelimit, faults, ledger: the gatekeepers every request passes
+- state: what the simulator holds; app: the gatekeepers every API request passes, in order
+- oauth, ratelimit, faults, ledger: those gatekeepers' own state
+- scopes: which company or project a request may see
 - listing: pages, filters and headers; api: Procore's paths; storage: the signed-URL host
 - webhooks, churn: change over time and its deliveries; control: ``/_sim``
 - server / cli: the HTTP servers and the command line; testing: the subprocess test helper
