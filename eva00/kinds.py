@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from eva00.errors import Poison
+
 # kind -> table
 KIND_TABLE = MappingProxyType(
     {
@@ -50,6 +52,13 @@ KIND_TABLE = MappingProxyType(
 )
 
 ENTITY_TABLES = tuple(dict.fromkeys(KIND_TABLE.values()))
+
+
+def require_known_kind(kind: str) -> str:
+    """A message naming a kind the replica has no table for can never succeed: poison."""
+    if kind not in KIND_TABLE:
+        raise Poison(f"unknown kind {kind!r}")
+    return kind
 
 
 

@@ -25,6 +25,7 @@ import orjson
 import psycopg
 
 from eva00.config import Settings
+from eva00.replica.filestore import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,6 @@ def encode_rows(rows: Sequence[tuple[Any, ...]]) -> bytes:
     """One gzip member of JSON lines (mtime 0: the same rows always give the same bytes)."""
     lines = b"".join(orjson.dumps(dict(zip(_COLUMNS, row, strict=True))) + b"\n" for row in rows)
     return gzip.compress(lines, mtime=0)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Archiver:
@@ -161,5 +154,5 @@ class Archiver:
             os.fsync(handle.fileno())
             end = handle.tell()
         if created:
-            _fsync_dir(path.parent)
+            fsync_path(path.parent)
         return end

@@ -21,8 +21,12 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
+from eva00 import keys
 from eva00.config import Settings
+from eva00.fullsync.run import load_runs
+from eva00.fullsync.status import api_hosts, status_of
 from eva00.kinds import family_of
+from eva00.ops import supervision
 from eva00.ops.streams_report import backlog_rows
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.procore.limiter import CLASSES
@@ -154,8 +158,6 @@ def read_downloads(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
 def read_full_sync(conn: psycopg.Connection, hosts: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """The latest full-sync runs, newest first, as `eva00 full-sync --status --json` shows them
     (without the per-kind rows)."""
-    from eva00.fullsync.run import load_runs
-    from eva00.fullsync.status import status_of
 
     keep = ("run_id", "status", "reason", "current_phase", "requests", "floor", "requests_over_floor",
             "api_requests_over_floor", "items", "pages", "files", "files_done", "file_requests",
@@ -213,7 +215,6 @@ def read_limiter(client: redis.Redis, settings: Settings, keys: ProcoreKeys = DE
 
 
 def read_pending_jobs(client: redis.Redis) -> int:
-    from eva00 import keys
 
     return sum(1 for _ in client.scan_iter(match=f"{keys.JOB_PENDING_PREFIX}:*", count=1000))
 
@@ -264,7 +265,6 @@ class StatusReader:
             snap.freshness = read_freshness(conn, self.settings.poll_intervals_s, snap.at)
             snap.errors_24h = read_errors_24h(conn, snap.at)
             snap.downloads = read_downloads(conn)
-            from eva00.fullsync.status import api_hosts
 
             snap.full_sync = read_full_sync(conn, api_hosts(self.settings))
             snap.alerts = read_alerts(conn)
@@ -342,6 +342,5 @@ def _render_rows(console: Any, title: str, rows: Sequence[dict[str, Any]], cols:
 
 
 def supervisor_lister(settings: Settings) -> ProcessLister:
-    from eva00.ops import supervision
 
     return lambda: list(supervision.rpc(settings).supervisor.getAllProcessInfo())

@@ -94,10 +94,10 @@ class FileStore:
         if final.is_file():
             temp.unlink(missing_ok=True)
             return StoredFile(sha256, size_bytes, final, deduplicated=True)
-        _fsync_file(temp)
+        fsync_path(temp)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsync_path(final.parent)
         return StoredFile(sha256, size_bytes, final, deduplicated=False)
 
     def clean_temp(self, older_than_s: float, now: float) -> int:
@@ -121,16 +121,10 @@ def hash_file(path: Path, chunk_bytes: int = 1 << 20) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's bytes, or a directory's entries (a rename is durable only once its directory
+    is), to the disk."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import xxhash
@@ -23,8 +23,9 @@ from psycopg import sql
 from eva00 import keys
 from eva00.errors import Poison, Skip
 from eva00.hashing import payload_hash
-from eva00.kinds import KIND_TABLE, file_refs
+from eva00.kinds import KIND_TABLE, file_refs, require_known_kind
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
+from eva00.pdf_import.merge import adopt_imported
 from eva00.replica import cursors, deletes, files, synclog
 from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 from eva00.runtime import alerts
@@ -49,11 +50,9 @@ class Differ:
 
     def __call__(self, conn: psycopg.Connection, message: Message,
                  delivery: Delivery) -> Sequence[Outgoing]:
-        if not isinstance(message, PageMessage):
-            raise Poison(f"the differ does not handle {message.TYPE} messages")
-        if message.kind not in KIND_TABLE:
-            raise Poison(f"unknown kind {message.kind!r}")
-        return self.handle(conn, message)
+        page = cast(PageMessage, message)  # the Stage passes only the types in ``accepts``
+        require_known_kind(page.kind)
+        return self.handle(conn, page)
 
     def handle(self, conn: psycopg.Connection, page: PageMessage) -> list[Outgoing]:
         fetched_at = parse_time(page.fetched_at)
@@ -98,10 +97,6 @@ class Differ:
                        records: Sequence[FetchedRecord]) -> None:
         """Let API records take over rows a PDF log import created (matched by project and number).
         One query finds the page's candidates, so pages without imports cost nothing more."""
-        try:
-            from eva00.pdf_import.merge import adopt_imported
-        except ImportError:
-            return
         numbered = [(r.project_id, str(r.payload["number"]), r.procore_id) for r in records
                     if r.payload.get("number") and r.project_id is not None]
         if not numbered:

@@ -35,6 +35,7 @@ from eva00.config import Settings
 from eva00.errors import Poison, Retryable, Skip
 from eva00.kinds import PRIORITY
 from eva00.messages import FileJob, IngestEvent, Message, StoredFileJob, decode
+from eva00.procore import build_client
 from eva00.procore.errors import ProcoreUnavailable
 from eva00.procore.transfer import (
     Fetched,
@@ -352,7 +353,6 @@ class Housekeeping:
 def build_downloader(settings: Settings, client: redis.Redis, pool: ConnectionPool,
                      **options: Any) -> Downloader:
     """The production wiring: the shared Procore client, storage under EVA00_DATA_DIR, N slots."""
-    from eva00.procore import build_client
 
     store = FileStore(settings.data_dir, min_free_ratio=settings.disk_free_min_ratio)
     transfer = Transfer(build_client(settings, client, pool), store,

@@ -22,23 +22,23 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import redis
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.errors import Poison
 from eva00.fullsync import ledger
 from eva00.hashing import payload_hash
-from eva00.kinds import KIND_TABLE
+from eva00.kinds import KIND_TABLE, require_known_kind
 from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
 from eva00.procore.http import ProcoreClient
 from eva00.procore.paging import Page, Window, page_params, parse_page
 from eva00.replica import cursors, synclog
+from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -91,11 +91,9 @@ class Fetcher:
 
     def __call__(self, conn: psycopg.Connection, message: Message,
                  delivery: Delivery) -> Sequence[Outgoing]:
-        if not isinstance(message, PollJob):
-            raise Poison(f"the fetcher does not handle {message.TYPE} messages")
-        if message.kind not in KIND_TABLE:
-            raise Poison(f"unknown kind {message.kind!r}")
-        return self.handle(conn, message, delivery.stream)
+        job = cast(PollJob, message)  # the Stage passes only the types in ``accepts``
+        require_known_kind(job.kind)
+        return self.handle(conn, job, delivery.stream)
 
     @property
     def job_stats(self) -> ledger.JobStats:
@@ -310,7 +308,6 @@ class Fetcher:
         """Stored projects missing from a complete project list: a project the service account lost
         permission on vanishes from the list exactly like a deleted one. Only a 404 from its own
         endpoint says deleted; anything else keeps it (and says why)."""
-        from eva00.runtime import alerts
 
         stored = [int(r[0]) for r in conn.execute(
             "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
@@ -367,7 +364,6 @@ class Fetcher:
 
     def _refused(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> list[Outgoing]:
         """403/404 on a project or list: nothing is deleted, the project is reported, the job ends."""
-        from eva00.runtime import alerts
 
         spec = endpoint_for(job.kind)
         if exc.status == 404 and job.parent_id is not None and spec.parent_kind:

@@ -29,7 +29,7 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.ops.notify import Notifier
 from eva00.ops.status import LATE_INTERVALS, STALE_INTERVALS, ProcessLister, read_disk, read_freshness
-from eva00.procore.auth import ALERT_REAUTHORIZE
+from eva00.procore.auth import ALERT_REAUTHORIZE, REAUTHORIZE_STEPS
 from eva00.procore.circuit import ALERT_CIRCUIT
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.runtime import alerts
@@ -207,7 +207,6 @@ class Monitor:
                         {"free_ratio": round(ratio, 4), "path": str(self.settings.data_dir)})]
 
     def check_reauthorize(self, conn: psycopg.Connection, now: datetime) -> list[Finding]:
-        from eva00.procore.auth import REAUTHORIZE_STEPS
 
         row = conn.execute("SELECT last_error FROM oauth_tokens WHERE last_error LIKE"
                            " 'reauthorization required%%' LIMIT 1").fetchone()

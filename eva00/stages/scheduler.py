@@ -22,9 +22,10 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
-from eva00.fullsync.run import held_units
+from eva00.fullsync.run import FullSync, held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
+from eva00.ops.archive import ArchiveBusy, Archiver
 from eva00.runtime.bus import Bus, Delivery, Outgoing
 from eva00.runtime.middleware import Middleware
 
@@ -127,7 +128,6 @@ class Scheduler:
         """Advance every running full sync, so a run goes on with nobody watching it: its next
         phase once the last one settled, and (every HEAL_EVERY_STEPS ticks) the jobs Redis lost
         enqueued again from PostgreSQL. Returns how many runs are running."""
-        from eva00.fullsync.run import FullSync
 
         with self.pool.connection() as conn:
             run_ids = [r[0] for r in conn.execute(
@@ -152,7 +152,6 @@ class Scheduler:
         finished a day ago. Returns the sync_log rows archived."""
         import psycopg
 
-        from eva00.ops.archive import ArchiveBusy, Archiver
 
         archived = 0
         with psycopg.connect(self.settings.effective_database_url, autocommit=True) as conn:

@@ -518,7 +518,9 @@ def test_answers_on_loopback_stay_far_inside_procores_five_seconds(harness: Harn
         assert answer.status_code == 202
     timings.sort()
     p99_ms = timings[int(len(timings) * 0.99) - 1] * 1000
-    assert p99_ms < 50, f"p99 {p99_ms:.1f} ms"
+    # Procore gives up after 5 s. About 10 ms on a quiet machine; the bound is a fifth of Procore's
+    # so that a busy machine (two suites at once) does not fail it, not a speed goal.
+    assert p99_ms < 1000, f"p99 {p99_ms:.1f} ms"
     assert len(harness.jobs()) == 50
 
 
