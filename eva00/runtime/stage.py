@@ -294,6 +294,9 @@ class Stage:
             self._dead_letter_if_last(delivery, exc)
             return
         self._finish(delivery, outgoing)
+        self._after_commit(message, delivery, outgoing)
+
+    def _after_commit(self, message: Message, delivery: Delivery, outgoing: Sequence[Outgoing]) -> None:
         for middleware in self.middleware:
             try:
                 middleware.after_commit(message, delivery, outgoing)
