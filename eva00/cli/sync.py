@@ -19,6 +19,7 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS, KIND_TABLE
 from eva00.messages import BudgetClass, PollJob, PollMode
+from eva00.replica import polls
 from eva00.runtime.bus import Bus
 
 
@@ -64,11 +65,8 @@ def wait_for(database_url: str, jobs: Sequence[PollJob], since_epoch: float, tim
     wanted = {(job.kind, job.project_id or 0) for job in jobs}
     while True:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT kind, coalesce(project_id, 0) FROM poll_pages"
-                " WHERE finished_at >= to_timestamp(%s) AND kind = ANY(%s)",
-                (since_epoch, [k for k, _p in wanted])).fetchall()
-        if wanted <= {(kind, project) for kind, project in rows}:
+            finished = polls.polls_finished_since(conn, since_epoch, [k for k, _p in wanted])
+        if wanted <= finished:
             return True
         if time.monotonic() > deadline:
             return False

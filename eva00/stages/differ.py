@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-import xxhash
 from psycopg import sql
 
 from eva00 import keys
@@ -26,7 +25,7 @@ from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, file_refs, require_known_kind
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
 from eva00.pdf_import.merge import adopt_imported
-from eva00.replica import cursors, deletes, files, synclog
+from eva00.replica import cursors, deletes, files, polls, synclog
 from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
@@ -56,13 +55,16 @@ class Differ:
 
     def handle(self, conn: psycopg.Connection, page: PageMessage) -> list[Outgoing]:
         fetched_at = parse_time(page.fetched_at)
-        first_time = self._checkpoint(conn, page)
+        first_time = polls.record_page(
+            conn, page.poll_id, page.page, kind=page.kind, project_id=page.project_id, mode=page.mode,
+            is_last=page.is_last, pages_total=page.pages_total, complete=page.complete,
+            window_to=page.window_to, run_id=page.run_id, items=len(page.items) or len(page.ids))
         records = [self._record(page, item, fetched_at) for item in page.items]
         if page.kind in IMPORTABLE_KINDS:
             self._adopt_imports(conn, page.kind, records)
         outcomes = upsert_records(conn, records) if records else []
         if page.list_hashes:
-            self._remember_list_hashes(conn, page)
+            polls.remember_list_hashes(conn, page.kind, page.project_id, page.list_hashes)
         for procore_id in page.deleted_ids:
             deletes.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         if page.deleted_ids:
@@ -72,9 +74,7 @@ class Differ:
         if page.missing_ids:
             deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
-            conn.cursor().executemany(
-                "INSERT INTO reconcile_seen (poll_id, procore_id) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING", [(page.poll_id, i) for i in page.ids])
+            polls.remember_seen(conn, page.poll_id, page.ids)
         self._finish_poll_if_complete(conn, page, fetched_at)
         changed = [r for r, o in zip(records, outcomes, strict=True) if o in CHANGED or not first_time]
         return self._ingest_events(changed) + self._file_jobs(conn, changed)
@@ -110,15 +110,6 @@ class Differ:
             if (project_id, number) in imported:
                 adopt_imported(conn, kind, project_id, number, procore_id)
 
-    @staticmethod
-    def _remember_list_hashes(conn: psycopg.Connection, page: PageMessage) -> None:
-        # Same transaction as the records: a show answer and the list entry it came from agree.
-        conn.cursor().executemany(
-            "INSERT INTO list_hashes (kind, procore_id, project_id, list_hash) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (kind, procore_id, (coalesce(project_id, 0))) DO UPDATE SET"
-            " list_hash = EXCLUDED.list_hash, updated_at = now()",
-            [(page.kind, int(i), page.project_id, h) for i, h in page.list_hashes.items()])
-
     def _confirm_missing(self, conn: psycopg.Connection, page: PageMessage, procore_id: int,
                          at: datetime) -> None:
         """An item fetch answered 404: confirmed deleted only if a delete was pending for it."""
@@ -131,47 +122,23 @@ class Differ:
 
     # --- poll bookkeeping ---
 
-    def _checkpoint(self, conn: psycopg.Connection, page: PageMessage) -> bool:
-        """Record the page; False if it was already committed (a redelivery)."""
-        row = conn.execute(
-            "INSERT INTO poll_pages (poll_id, page, kind, project_id, mode, is_last, pages_total,"
-            " complete, window_to, run_id, items) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (poll_id, page) DO NOTHING RETURNING 1",
-            (page.poll_id, page.page, page.kind, page.project_id, page.mode, page.is_last,
-             page.pages_total, page.complete, page.window_to, page.run_id,
-             len(page.items) or len(page.ids))).fetchone()
-        return row is not None
-
     def _finish_poll_if_complete(self, conn: psycopg.Connection, page: PageMessage,
                                  at: datetime) -> None:
-        # Pages of one poll may be committed by several differs at once: serialise the check.
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(page.poll_id),))
-        last = conn.execute(
-            "SELECT pages_total, complete, window_to FROM poll_pages WHERE poll_id = %s AND is_last",
-            (page.poll_id,)).fetchone()
-        if last is None:
-            return
-        pages_total, complete, window_to = last
-        done = conn.execute("SELECT count(*) FROM poll_pages WHERE poll_id = %s",
-                            (page.poll_id,)).fetchone()
-        if done is None or done[0] != pages_total:
-            return
-        if conn.execute("UPDATE poll_pages SET finished_at = now() WHERE poll_id = %s AND is_last"
-                        " AND finished_at IS NULL RETURNING 1", (page.poll_id,)).fetchone() is None:
-            return  # finished by an earlier delivery (the pending marker: PendingMarkers)
-        if not complete:
+        finished = polls.finish_if_complete(conn, page.poll_id)
+        if finished is None:
+            return  # pages still missing, or an earlier delivery finished the poll
+        if not finished.complete:
             synclog.log_sync(conn, page.kind, page.project_id, "poll_incomplete",
-                             {"poll_id": page.poll_id, "pages": pages_total})
+                             {"poll_id": page.poll_id, "pages": finished.pages_total})
             return
-        if page.mode in (PollMode.INCREMENTAL, PollMode.FULL) and window_to is not None:
-            cursors.advance_cursor(conn, page.kind, page.project_id, window_to)
+        if page.mode in (PollMode.INCREMENTAL, PollMode.FULL) and finished.window_to is not None:
+            cursors.advance_cursor(conn, page.kind, page.project_id, finished.window_to)
         if page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from:
             # A full listing is complete by construction: what it did not list is gone upstream.
             self._reconcile(conn, page, at)
 
     def _reconcile(self, conn: psycopg.Connection, page: PageMessage, at: datetime) -> None:
-        seen = [int(r[0]) for r in conn.execute(
-            "SELECT procore_id FROM reconcile_seen WHERE poll_id = %s", (page.poll_id,))]
+        seen = polls.seen_ids(conn, page.poll_id)
         dates = (page.date_from, page.date_to or page.date_from) if page.date_from else None
         result = deletes.soft_delete_missing(conn, page.kind, page.project_id, seen,
                                              max_ratio=self.mass_delete_ratio, at=at, date_range=dates,
@@ -205,10 +172,6 @@ class Differ:
                         procore_version_id=ref.version_id, expected_size_bytes=ref.size_bytes,
                         priority=ref.priority)))
         return jobs
-
-
-def _lock_key(poll_id: str) -> int:
-    return xxhash.xxh64_intdigest(poll_id.encode()) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 __all__ = ["Differ", "Skip"]

@@ -37,7 +37,7 @@ from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
 from eva00.procore.http import ProcoreClient
 from eva00.procore.paging import Page, Window, page_params, parse_page
-from eva00.replica import cursors, synclog
+from eva00.replica import cursors, polls, synclog
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
 
@@ -193,16 +193,14 @@ class Fetcher:
     def _fan_out_parents(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          stream: str) -> list[Outgoing]:
         """Drawings are listed per drawing area: one job per stored area, no API call."""
-        parent_table = KIND_TABLE[spec.parent_kind or ""]
+        parent_kind = spec.parent_kind or ""
+        parent_table = KIND_TABLE[parent_kind]
         rows = conn.execute(
             f"SELECT procore_id FROM {parent_table} WHERE kind = %s AND project_id = %s"
-            " AND NOT is_deleted ORDER BY procore_id", (spec.parent_kind, job.project_id)).fetchall()
+            " AND NOT is_deleted ORDER BY procore_id", (parent_kind, job.project_id)).fetchall()
         if rows:
             return [(stream, replace(job, parent_id=int(row[0]))) for row in rows]
-        listed = conn.execute(
-            "SELECT 1 FROM poll_pages WHERE kind = %s AND project_id = %s AND finished_at IS NOT NULL"
-            " LIMIT 1", (spec.parent_kind, job.project_id)).fetchone()
-        if listed or job.rerun >= MAX_PARENT_WAITS:
+        if polls.has_finished_poll(conn, parent_kind, job.project_id) or job.rerun >= MAX_PARENT_WAITS:
             return []  # the project has no areas (or they never came): nothing to list
         # The areas' own poll is probably still with the differ: look again after other work.
         return [(stream, replace(job, rerun=job.rerun + 1))]
@@ -286,10 +284,7 @@ class Fetcher:
         if not spec.show_adds_content:
             return live, deleted, {}
         hashes = {str(item["id"]): payload_hash(item) for item in live}
-        stored: dict[str, str] = dict(conn.execute(
-            "SELECT procore_id::text, list_hash FROM list_hashes WHERE kind = %s"
-            " AND coalesce(project_id, 0) = coalesce(%s, 0) AND procore_id = ANY(%s)",
-            (job.kind, job.project_id, [int(i) for i in hashes])).fetchall())
+        stored = polls.stored_list_hashes(conn, job.kind, job.project_id, [int(i) for i in hashes])
         items = []
         changed_hashes = {}
         for item in live:

@@ -26,6 +26,7 @@ from eva00.fullsync.run import FullSync, held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
 from eva00.ops.archive import ArchiveBusy, Archiver
+from eva00.replica import polls
 from eva00.runtime.bus import Bus, Delivery, Outgoing
 from eva00.runtime.middleware import Middleware
 
@@ -160,9 +161,7 @@ class Scheduler:
             except ArchiveBusy:
                 log.info("sync_log archive already running elsewhere; skipped")
         with self.pool.connection() as conn:
-            pruned = conn.execute(
-                "DELETE FROM reconcile_seen WHERE poll_id IN (SELECT poll_id FROM poll_pages"
-                " WHERE is_last AND finished_at < now() - interval '1 day')").rowcount
+            pruned = polls.prune_seen_ids(conn)
         log.info("housekeeping: %d sync_log rows archived, %d reconciliation ids pruned", archived, pruned)
         return archived
 
@@ -230,13 +229,9 @@ class PendingMarkers(Middleware):
     def after_handle(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
                      outgoing: Sequence[Outgoing]) -> None:
         self._finished = None
-        if isinstance(message, PageMessage) and message.pending_key:
-            # finished_at is set to now(), this transaction's start time: equal only if this
-            # very transaction finished the poll.
-            row = conn.execute("SELECT 1 FROM poll_pages WHERE poll_id = %s AND is_last"
-                               " AND finished_at = now()", (message.poll_id,)).fetchone()
-            if row is not None:
-                self._finished = (delivery.entry_id, message.pending_key)
+        if (isinstance(message, PageMessage) and message.pending_key
+                and polls.finished_in_this_transaction(conn, message.poll_id)):
+            self._finished = (delivery.entry_id, message.pending_key)
 
     def after_commit(self, message: Message, delivery: Delivery, outgoing: Sequence[Outgoing]) -> None:
         if isinstance(message, PollJob) and message.pending_key and not any(
