@@ -65,7 +65,7 @@ class SimState:
         self.webhooks.stop()
 
     def signed_url(self, file_id: int) -> str:
-        expires = int(time.time() + self.options.signed_url_ttl_s)
+        expires = int(self.now() + self.options.signed_url_ttl_s)
         return (f"{self.storage_base}/blobs/{file_id}?expires={expires}"
                 f"&sig={sign(self.sign_key, file_id, expires)}")
 

@@ -5,7 +5,6 @@ storage host never saw the bearer token (it refuses any Authorization header and
 from __future__ import annotations
 
 import errno
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,12 +283,12 @@ def test_a_wrong_content_length_fails_the_attempt_and_the_file_still_verifies(ri
 
 def test_an_expired_signed_url_is_resolved_again_through_the_api(rig: Rig) -> None:
     made = rig.sim.new_file(SIZE_BYTES, "pdf")
-    rig.sim.configure(signed_url_ttl_s=1)
     rig.sim.set_faults("truncate", count=1, host="storage")
     link = rig.link(made["url"])
     rig.drain()
-    time.sleep(1.1)  # the kept signed URL expires
-    rig.sim.configure(signed_url_ttl_s=3600)
+    # The kept signed URL expires: the server's clock passes its expiry (waiting on the host's
+    # clock instead would race a busy machine, where a 1 s URL can expire before its first use).
+    rig.sim.configure(clock_offset_s=rig.sim.configure()["signed_url_ttl_s"] + 60)
     since = last_seq(rig.sim)
     rig.retry()
     assert rig.row(link)["sha256"] == rig.truth_sha256(made["file_id"])
