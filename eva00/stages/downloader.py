@@ -48,6 +48,7 @@ from eva00.replica.files import FileState, LinkRow
 from eva00.replica.filestore import DiskLow, FileStore
 from eva00.runtime.alerts import raise_alert, resolve_alert
 from eva00.runtime.bus import Bus, Delivery, Outgoing, owed_entries
+from eva00.runtime.program import Program
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,22 @@ def build_downloader(settings: Settings, client: redis.Redis, pool: ConnectionPo
                         plain_http_hosts=plain_http_hosts_for(settings))
     return Downloader(transfer, store, DownloadSlots(client, settings.download_concurrency),
                       DiskGuard(store, pool), **options)
+
+
+def program_downloader(program: Program) -> Downloader:
+    """The supervisord program's downloader: a transfer waiting for a slot, disk space or Procore
+    gives up as soon as a stop is asked."""
+    downloader = build_downloader(program.settings, program.redis, program.pool)
+    downloader.should_stop = program.stopping
+    return downloader
+
+
+def program_housekeeping(program: Program, downloader: Downloader) -> Callable[[], None]:
+    """What the program does between jobs: re-enqueue lost links, purge stale temp files."""
+    settings = program.settings
+    return Housekeeping(program.pool, program.redis, downloader.store,
+                        interval_s=settings.download_housekeeping_s,
+                        requeue_after_s=settings.download_requeue_after_s).maybe_run
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
