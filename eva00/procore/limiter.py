@@ -68,11 +68,7 @@ class LimiterConfig:
         shrinks them too). The reserve is the buffer budget, but never more than the window's
         headroom above the refill rate, so a full sync alone still uses the whole refill rate."""
         scale = settings.rate_window_s / 60.0
-        budgets = {
-            BudgetClass.SCHEDULED: settings.budget_scheduled_per_min,
-            BudgetClass.WEBHOOK: settings.budget_webhook_per_min,
-            BudgetClass.ON_DEMAND: settings.budget_on_demand_per_min,
-        }
+        budgets = budgets_per_min(settings)
         return cls(
             burst=settings.rate_burst,
             refill_per_s=settings.rate_refill_per_s,
@@ -84,6 +80,15 @@ class LimiterConfig:
                                           settings.rate_window_s,
                                           settings.budget_buffer_per_min * scale),
         )
+
+
+def budgets_per_min(settings: Settings) -> dict[BudgetClass, int]:
+    """The grants per minute each class owns, as configured (before scaling to the rate window)."""
+    return {
+        BudgetClass.SCHEDULED: settings.budget_scheduled_per_min,
+        BudgetClass.WEBHOOK: settings.budget_webhook_per_min,
+        BudgetClass.ON_DEMAND: settings.budget_on_demand_per_min,
+    }
 
 
 def default_reserve(window_max: int, refill_per_s: float, window_s: float, buffer: float) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import redis
 import requests
@@ -34,8 +36,12 @@ def test_metrics_parse_and_count_requests_by_class_endpoint_and_status(base_url:
     assert values[("eva00_limiter_wait_seconds_bucket",
                    frozenset({("budget_class", "webhook"), ("le", "0.5")}))] == 1
     assert values[("eva00_limiter_requests_last_minute", frozenset({("budget_class", "scheduled")}))] == 12
-    lag = values[("eva00_poll_lag_seconds", frozenset({("kind", "submittal"), ("project_id", "7")}))]
+    lag = values[("eva00_poll_lag_seconds",
+                  frozenset({("family", "submittals"), ("kind", "submittal"), ("project_id", "7")}))]
     assert 690 <= lag <= 800
+    webhook = frozenset({("budget_class", "webhook")})
+    assert values[("eva00_limiter_budget_requests_per_minute", webhook)] == 15
+    assert values[("eva00_limiter_limit_requests_per_minute", frozenset())] == pytest.approx(94.8)
     assert values[("eva00_stream_length", frozenset({("stream", "eva00:pages"), ("group", "differs")}))] == 1
     assert values[("eva00_alerts_open", frozenset({("severity", "critical")}))] == 1
     assert values[("eva00_items_changed_last_24h", frozenset({("kind", "rfi"), ("action", "conflict")}))] == 1
@@ -58,3 +64,21 @@ def test_metrics_still_parse_when_redis_is_down(settings: Settings) -> None:
     finally:
         own_pool.close()
 
+
+
+def test_the_limits_requests_are_measured_against_follow_the_settings_even_while_redis_is_down(
+        settings: Settings) -> None:
+    tight = dataclasses.replace(settings, budget_webhook_per_min=20, rate_window_max=30)
+    own_pool = db.make_pool(tight, max_size=1, name="test-metrics")
+    try:
+        dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+        app = DashboardApp(StatusReader(tight, dead, own_pool))
+        values = samples(b"".join(app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"},
+                                      lambda *a: None)).decode())
+        budgets = {dict(labels)["budget_class"]: v for (name, labels), v in values.items()
+                   if name == "eva00_limiter_budget_requests_per_minute"}
+        assert budgets == {"scheduled": 60, "webhook": 20, "on_demand": 15}
+        # min(refill 1.58/s x 60 = 94.8, the window cap of 30 per 60 s)
+        assert values[("eva00_limiter_limit_requests_per_minute", frozenset())] == 30
+    finally:
+        own_pool.close()

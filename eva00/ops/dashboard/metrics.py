@@ -1,7 +1,9 @@
 """/metrics: a Prometheus collector that reads Redis and PostgreSQL at scrape time.
 
 Nothing is kept in this process: every scrape takes one status snapshot (eva00/ops/status.py) plus the
-Procore call histograms, so any number of dashboard processes (or restarts) report the same values.
+Procore call histograms, so any number of dashboard processes (or restarts) report the same values;
+the limits the request counts are measured against come from Settings. docs/grafana/eva00.json charts
+these names (tests/integration/test_grafana_board.py keeps the two in step).
 Counters come from Redis hashes that a FLUSHALL resets; Prometheus' rate() treats that as a reset.
 """
 
@@ -21,8 +23,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from eva00.config import Settings
 from eva00.ops.status import Snapshot, StatusReader
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
+from eva00.procore.limiter import LimiterConfig, budgets_per_min
 from eva00.procore.metrics import BUCKETS_MS
 
 _BOUNDS = [(f"le_{b}", str(b / 1000)) for b in BUCKETS_MS] + [("le_inf", "+Inf")]
@@ -51,6 +55,7 @@ class SyncCollector(Collector):
         for source in ("postgres", "redis"):
             up.add_metric([source], 0.0 if source in snap.errors else 1.0)
         yield up
+        yield from _limits(self.reader.settings)
         if "redis" not in snap.errors:
             yield from self._procore(snap)
             yield from self._limiter(snap)
@@ -129,13 +134,14 @@ class SyncCollector(Collector):
 
     @staticmethod
     def _freshness(snap: Snapshot) -> Iterator[Metric]:
+        # family is a function of kind (eva00/kinds.py): it adds no series, it lets PromQL group by it.
         lag = GaugeMetricFamily("eva00_poll_lag_seconds", "Seconds since the last complete poll",
-                                labels=["kind", "project_id"])
+                                labels=["family", "kind", "project_id"])
         ratio = GaugeMetricFamily("eva00_poll_lag_intervals", "That lag in poll intervals",
-                                  labels=["kind", "project_id"])
+                                  labels=["family", "kind", "project_id"])
         for f in snap.freshness:
             if f.age_s is not None:
-                labels = [f.kind, str(f.project_id or 0)]
+                labels = [f.family, f.kind, str(f.project_id or 0)]
                 lag.add_metric(labels, f.age_s)
                 ratio.add_metric(labels, f.intervals_ago or 0.0)
         yield lag
@@ -174,6 +180,19 @@ class SyncCollector(Collector):
         for kind, action, count in rows:
             family.add_metric([kind, action], count)
         yield family
+
+
+def _limits(settings: Settings) -> Iterator[Metric]:
+    """What eva00_limiter_requests_last_minute is measured against: configuration, not Redis state."""
+    budgets = GaugeMetricFamily("eva00_limiter_budget_requests_per_minute",
+                                "Grants per minute each budget class owns (EVA00_BUDGET_*_PER_MIN)",
+                                labels=["budget_class"])
+    for budget, per_min in budgets_per_min(settings).items():
+        budgets.add_metric([budget.value], per_min)
+    yield budgets
+    yield GaugeMetricFamily("eva00_limiter_limit_requests_per_minute",
+                            "Sustained grants per minute the shared limiter allows, all classes together",
+                            value=LimiterConfig.from_settings(settings).allowed_rate_per_s * 60)
 
 
 def make_registry(reader: StatusReader) -> CollectorRegistry:
