@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool
 from eva00 import keys
 from eva00.config import Settings
 from eva00.fullsync import ledger
+from eva00.fullsync.reasons import RunError
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.messages import MAX_RERUNS, BudgetClass, Message, PageMessage, PollJob, PollMode, decode
 from eva00.procore.endpoints import endpoint_for
@@ -284,14 +285,21 @@ def _record_again(conn: psycopg.Connection[Any], key: str, last: PollJob) -> Pol
 
 
 def run_errors(conn: psycopg.Connection[Any], run_id: str) -> list[str]:
+    """Why a run is incomplete, one sentence per refused job or listing that kept disagreeing."""
+    return [error.sentence for error in run_error_items(conn, run_id)]
+
+
+def run_error_items(conn: psycopg.Connection[Any], run_id: str) -> list[RunError]:
     """Why a run is incomplete: refused listings, and polls whose counts kept disagreeing."""
     refused = conn.execute(
         "SELECT kind, project_id, error FROM fullsync_jobs WHERE run_id = %s AND outcome = 'refused'"
         " ORDER BY project_id, kind", (run_id,)).fetchall()
     incomplete = [(kind, project) for _key, _job, kind, project, _age_s
                   in conn.execute(_INCOMPLETE_LISTINGS + " ORDER BY j.project_id, j.kind", (run_id,))]
-    return ([f"{k} in project {p or '-'} refused ({e})" for k, p, e in refused]
-            + [f"{k} in project {p or '-'}: listing incomplete (counts kept disagreeing)"
+    disagreeing = "listing incomplete (counts kept disagreeing)"
+    return ([RunError(k, p, f"refused ({e})", f"{k} in project {p or '-'} refused ({e})")
+             for k, p, e in refused]
+            + [RunError(k, p, disagreeing, f"{k} in project {p or '-'}: {disagreeing}")
                for k, p in incomplete])
 
 

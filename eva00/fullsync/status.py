@@ -17,7 +17,8 @@ import psycopg
 
 from eva00.config import Settings
 from eva00.fullsync import ledger
-from eva00.fullsync.run import RATE_WINDOW_S, FullSync, Run, floor_requests, run_errors
+from eva00.fullsync.reasons import aggregate
+from eva00.fullsync.run import RATE_WINDOW_S, FullSync, Run, floor_requests, run_error_items
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.procore.http import netloc_of
 from eva00.replica import files
@@ -37,10 +38,12 @@ def run_status(sync: FullSync, run: Run, now_s: float | None = None) -> dict[str
 def status_of(conn: psycopg.Connection[Any], run: Run, now_s: float | None = None,
               hosts: frozenset[str] = frozenset()) -> dict[str, Any]:
     """``requests`` and ``floor`` count listings and shows (the run's own polls);
-    ``file_requests`` and ``file_floor`` the downloads' first hops through ``hosts``."""
+    ``file_requests`` and ``file_floor`` the downloads' first hops through ``hosts``; ``percent``
+    the requests done of those done and still estimated; ``error_list`` every error as it was
+    recorded, ``reasons`` the same aggregated per (kind, reason) (eva00/fullsync/reasons.py)."""
     now_s = time.time() if now_s is None else now_s
     kinds = _kinds(conn, run, hosts)
-    errors = run_errors(conn, run.run_id)
+    errors = run_error_items(conn, run.run_id)
     recent = conn.execute(
         "SELECT coalesce(sum(requests), 0) FROM fullsync_jobs WHERE run_id = %s"
         " AND done_at > now() - make_interval(secs => %s)", (run.run_id, RATE_WINDOW_S)).fetchone()
@@ -67,7 +70,9 @@ def status_of(conn: psycopg.Connection[Any], run: Run, now_s: float | None = Non
         "rate_per_s": round(rate, 3),
         "eta_s": None if run.status != "running" or rate <= 0 else round(remaining / rate, 1),
         "remaining_requests_estimate": remaining,
-        "error_list": errors,
+        "percent": _percent(run, totals["requests"], remaining),
+        "error_list": [error.sentence for error in errors],
+        "reasons": [group.to_dict() for group in aggregate(errors)],
         "kinds": [kinds[k] for p in run.phases for k in ledger.PHASES[p]],
     }
 
@@ -150,6 +155,13 @@ def summary_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"phase": k["phase"], "kind": k["kind"], "items": k["items"], "requests": k["requests"],
              "floor": k["floor"], "files": k["files"], "bytes": k["bytes"], "errors": k["errors"]}
             for k in status["kinds"]]
+
+
+def _percent(run: Run, done: int, remaining: int) -> float:
+    """Requests done of those done and still estimated; 100 only once the run has ended."""
+    if run.status != "running":
+        return 100.0
+    return min(round(100.0 * done / (done + remaining), 1) if done + remaining else 0.0, 99.9)
 
 
 def _ratio(used: int, floor: int) -> float | None:

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
+from eva00.fullsync import reasons
 from eva00.fullsync.run import load_runs
 from eva00.fullsync.status import api_hosts, status_of
 from eva00.kinds import family_of
@@ -157,11 +158,13 @@ def read_downloads(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
 
 def read_full_sync(conn: psycopg.Connection, hosts: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """The latest full-sync runs, newest first, as `eva00 full-sync --status --json` shows them
-    (without the per-kind rows)."""
+    (without the per-kind rows and the raw error list: ``reason`` has the first raw errors,
+    ``reasons`` all of them aggregated per kind and reason)."""
 
-    keep = ("run_id", "status", "reason", "current_phase", "requests", "floor", "requests_over_floor",
-            "api_requests_over_floor", "items", "pages", "files", "files_done", "file_requests",
-            "file_floor", "errors", "rate_per_s", "eta_s", "elapsed_s", "started_at", "finished_at")
+    keep = ("run_id", "status", "reason", "reasons", "current_phase", "percent", "requests", "floor",
+            "requests_over_floor", "api_requests_over_floor", "items", "pages", "files", "files_done",
+            "file_requests", "file_floor", "errors", "rate_per_s", "eta_s", "elapsed_s", "started_at",
+            "finished_at")
     return [{name: value for name, value in status_of(conn, run, hosts=hosts).items() if name in keep}
             for run in load_runs(conn, limit=5)]
 
@@ -312,13 +315,46 @@ def render(snap: Snapshot, console: Any) -> None:
                   {k: f"{v['count']} ({v['bytes']} B)" for k, v in snap.downloads.items()})
     _render_rows(console, "Full sync", snap.full_sync,
                  ("run_id", "status", "current_phase", "items", "requests", "floor", "eta_s"))
-    _render_rows(console, "Open alerts", snap.alerts, ("severity", "alert_key", "status", "message"))
+    _render_reasons(console, snap.full_sync)
+    _render_rows(console, "Open alerts", alert_groups(snap.alerts),
+                 ("severity", "alert_key", "status", "count", "message"))
     _render_pairs(console, "Dead letters", {k: v for k, v in snap.dead_letters.items() if k != "recent"})
     if snap.disk:
         _render_pairs(console, "Disk", {"path": snap.disk["path"], "free": f"{snap.disk['free_ratio']:.1%}"})
     _render_rows(console, "Processes", snap.processes, ("name", "state", "description"))
     for name, error in snap.errors.items():
         console.print(f"[bold red]{name} unavailable:[/] {error}")
+
+
+def _render_reasons(console: Any, runs: Sequence[dict[str, Any]]) -> None:
+    """Why each incomplete run is incomplete: one line per (kind, reason), not one per job."""
+    from rich.markup import escape
+
+    for run in runs:
+        if run["status"] == "incomplete" and run.get("reasons"):
+            console.print(f"[red]full sync {run['run_id']} incomplete:[/red]")
+            for line in reasons.lines(run["reasons"]):
+                console.print(f"  {escape(line)}", soft_wrap=True)
+
+
+def alert_groups(alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Open alerts, one row per severity, status and family: the alert key without a trailing
+    project id (``project-forbidden:10001`` and ``:10002`` are one row ``project-forbidden:*``
+    with their count, example ids and the first one's message). Order is kept."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for alert in alerts:
+        head, _, tail = str(alert["alert_key"]).rpartition(":")
+        family = f"{head}:*" if head and tail.isdigit() else str(alert["alert_key"])
+        groups.setdefault((alert["severity"], family, alert["status"]), []).append(alert)
+    rows = []
+    for (severity, family, status), members in groups.items():
+        message = str(members[0]["message"])
+        if len(members) > 1:
+            ids = [str(m["alert_key"]).rpartition(":")[2] for m in members]
+            message = f"{reasons.where(len(ids), ids[:reasons.EXAMPLES])}; first: {message}"
+        rows.append({"severity": severity, "alert_key": family if len(members) > 1 else
+                     members[0]["alert_key"], "status": status, "count": len(members), "message": message})
+    return rows
 
 
 def _render_pairs(console: Any, title: str, pairs: dict[str, Any]) -> None:

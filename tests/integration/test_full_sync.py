@@ -102,7 +102,7 @@ def test_redis_wiped_mid_run_resumes_without_refetching_committed_pages(
     assert len(repeated) <= 2, f"fetched twice: {repeated}"
 
 
-def test_a_forbidden_project_fails_alone_and_the_others_finish(
+def test_a_forbidden_project_fails_alone_the_others_finish_and_its_reasons_are_one_line_per_kind(
         sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
     forbidden = min(p["id"] for p in sim.truth(kinds=["project"])["records"])
     h = harness(sim)
@@ -114,7 +114,13 @@ def test_a_forbidden_project_fails_alone_and_the_others_finish(
     others = _differences(sim, database_url)
     assert others["unexpected"] == [] and others["stale"] == []
     assert others["missing"] and {key[2] for key in others["missing"]} == {forbidden}
-    assert run_status(h.sync, run)["errors"] > 0
+    status = run_status(h.sync, run)
+    assert status["errors"] > 0
+    # Every refused date window of the daily logs is one raw error; printed, it is one line per kind.
+    kinds = {(r["kind"], r["reason"]) for r in status["reasons"]}
+    assert len(kinds) == len(status["reasons"]) < len(status["error_list"])
+    assert all((r["projects"], r["examples"]) == (1, [forbidden]) for r in status["reasons"])
+    assert sum(r["jobs"] for r in status["reasons"]) == len(status["error_list"])
 
 
 def test_a_listing_whose_counts_kept_disagreeing_is_polled_again_when_the_run_is_reopened(

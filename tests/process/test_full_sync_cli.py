@@ -1,10 +1,12 @@
 """`eva00 full-sync` as an operator runs it, against real fetcher, differ and downloader processes
-and the simulator: exit codes, the summary with the floor, the JSON status, Ctrl-C, re-runs that
-fetch nothing already committed, a refused project named in the reason, and a clear error when
-PostgreSQL is unreachable."""
+and the simulator: exit codes, the summary with the floor, the JSON status, progress lines when
+stdout is a file and JSON lines with --json, Ctrl-C, re-runs that fetch nothing already committed,
+a refused project named in one aggregated reason per kind, and a clear error when PostgreSQL is
+unreachable."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import orjson
 import psycopg
 import pytest
 
+from eva00.fullsync.progress import PROGRESS_KEYS, SUMMARY_KEYS
 from eva00.ops.localstack import free_port
 from eva00.proof.bench.full_sync import completeness, stage_env, stage_processes
 from eva00.simulator.testing import SimHandle
@@ -74,6 +77,45 @@ def test_the_command_waits_for_records_and_files_then_exits_0_with_the_floor_and
     assert len(_api_calls(sim)) == calls_before, "a completed run is not fetched again"
 
 
+def test_a_full_sync_piped_to_a_file_prints_a_progress_line_every_interval_and_then_the_summary(
+        env: dict[str, str], sim: SimHandle, tmp_path: Path) -> None:
+    sim.set_faults("slow", paths=r"/rfis", delay_s=0.25)  # so that the run lasts a few intervals
+    log = tmp_path / "full-sync.log"
+    with log.open("w") as out:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "eva00", "full-sync", "--phase", "1", "--phase", "2",
+                               "--wait", "--no-files", "--interval-s", "0.1", "--progress-every", "0.5"],
+                              env=env, cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True, timeout=180)
+        took_s = time.monotonic() - started
+    text = log.read_text()
+    assert done.returncode == 0, text[-3000:] + done.stderr[-3000:]
+    lines = [line for line in text.splitlines() if " | records " in line]
+    assert len(lines) >= 3, text
+    assert len(lines) <= took_s / 0.5 + 2, "at most one line per interval (and the final one)"
+    assert all("requests " in line and " / floor " in line and "files " in line and "ETA " in line
+               and "%" in line for line in lines)
+    assert "phase 2 active data" in text and " complete | " in lines[-1] and "100.0%" in lines[-1]
+    assert "requests / floor" in text[text.rindex(lines[-1]):], "the summary table comes last"
+    assert "jobs enqueued" in done.stderr, "the log lines stay, on stderr"
+
+
+def test_json_lines_parse_carry_the_stable_keys_and_come_at_the_interval(
+        env: dict[str, str], sim: SimHandle) -> None:
+    sim.set_faults("slow", paths=r"/vendors", delay_s=1)
+    done = _full_sync(env, "--phase", "1", "--wait", "--no-files", "--json", "--interval-s", "0.1",
+                      "--progress-every", "0.3")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = [orjson.loads(line) for line in done.stdout.splitlines()]
+    progress, summary = records[:-1], records[-1]
+    assert len(progress) >= 2 and all(tuple(r) == PROGRESS_KEYS and r["event"] == "progress"
+                                      for r in progress)
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(progress)]
+    assert min(gaps) >= 0.3 * 0.9, gaps
+    assert tuple(summary) == PROGRESS_KEYS + SUMMARY_KEYS
+    assert (summary["event"], summary["status"], summary["exit_code"]) == ("summary", "complete", 0)
+    assert summary["records"] > 0 and summary["percent"] == 100.0 and summary["reasons"] == []
+
+
 def test_ctrl_c_stops_only_the_watching_and_the_next_run_continues_the_same_run(
         env: dict[str, str], sim: SimHandle, database_url: str) -> None:
     # Every RFI listing answers slowly while the fault is on, so the run cannot end before the
@@ -108,9 +150,14 @@ def test_a_refused_project_fails_the_run_naming_it_and_the_rerun_fetches_only_wh
     sim.forbid_project(forbidden)
     done = _full_sync(env, "--phase", "2", "--wait", "--no-files")
     assert done.returncode == 1, done.stdout[-3000:]
-    assert f"project {forbidden} refused (403" in done.stdout.replace("\n", "")
+    # one line per kind, naming the project, instead of one sentence per refused job
+    refused = [line.strip() for line in done.stdout.splitlines() if "refused (403" in line]
+    assert refused and all(line.endswith(f"in 1 project ({forbidden})") for line in refused), refused
+    assert len(refused) == len({line.split(":")[0] for line in refused}), "one line per kind"
     status = _status(env)
     assert status["status"] == "incomplete" and status["errors"] > 0
+    assert [r["examples"] for r in status["reasons"]] == [[forbidden]] * len(refused)
+    assert len(status["error_list"]) >= len(refused), "the raw errors stay in the JSON"
 
     sim.allow_project(forbidden)
     seen = sim.ledger()[-1]["seq"]
