@@ -375,9 +375,32 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None,
                  dotenv: Path | None = ROOT_DIR / ".env") -> Settings:
         """Parse the environment (over an optional `.env`); raise ConfigError on the first bad value."""
-        values: dict[str, str] = dict(read_dotenv(dotenv)) if dotenv else {}
-        values.update(os.environ if environ is None else environ)
+        parsed, problems = cls._parse(_raw_values(environ, dotenv))
+        if problems:
+            raise problems[0]
+        settings = cls(**parsed)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def problems(cls, environ: Mapping[str, str] | None = None,
+                 dotenv: Path | None = ROOT_DIR / ".env") -> list[ConfigError]:
+        """Every malformed value at once (from_env stops at the first), then validate()'s."""
+        try:
+            parsed, problems = cls._parse(_raw_values(environ, dotenv))
+        except ConfigError as exc:  # a malformed .env line
+            return [exc]
+        if not problems:
+            try:
+                cls(**parsed).validate()
+            except ConfigError as exc:
+                problems.append(exc)
+        return problems
+
+    @classmethod
+    def _parse(cls, values: Mapping[str, str]) -> tuple[dict[str, Any], list[ConfigError]]:
         parsed: dict[str, Any] = {}
+        problems: list[ConfigError] = []
         for item in dataclasses.fields(cls):
             raw = values.get(item.metadata["env"], "")
             if raw == "":
@@ -385,10 +408,8 @@ class Settings:
             try:
                 parsed[item.name] = item.metadata["parse"](raw)
             except ValueError as exc:
-                raise ConfigError(item.metadata["env"], str(exc) or "malformed value") from None
-        settings = cls(**parsed)
-        settings.validate()
-        return settings
+                problems.append(ConfigError(item.metadata["env"], str(exc) or "malformed value"))
+        return parsed, problems
 
     def validate(self) -> None:
         if self.embedded_simulator:
@@ -397,6 +418,12 @@ class Settings:
             raise ConfigError("PROCORE_CLIENT_SECRET", "required when PROCORE_CLIENT_ID is set")
         if not self.procore_company_id:
             raise ConfigError("PROCORE_COMPANY_ID", "required when PROCORE_CLIENT_ID is set")
+
+
+def _raw_values(environ: Mapping[str, str] | None, dotenv: Path | None) -> dict[str, str]:
+    values: dict[str, str] = dict(read_dotenv(dotenv)) if dotenv else {}
+    values.update(os.environ if environ is None else environ)
+    return values
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -38,6 +38,7 @@ DELEGATED = {
     "status": "eva00.cli.status",
     "archive": "eva00.cli.archive",
     "check": "eva00.cli.check",
+    "doctor": "eva00.cli.doctor",
 }
 DELEGATED_HELP = {
     "sim": "run the Procore simulator",
@@ -50,6 +51,8 @@ DELEGATED_HELP = {
     "check": "compare the replica with the simulator's ground truth (every figure 0 = pass)",
     "status": "sync status in the terminal (--json for scripts)",
     "archive": "archive old sync_log rows to compressed monthly files",
+    "doctor": "first-run checks: settings, PostgreSQL, Redis, Procore token/company/tools, clock,"
+              " webhook, disk (PASS/WARN/FAIL with the fix)",
 }
 
 
