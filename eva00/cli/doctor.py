@@ -36,7 +36,10 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
 
     args = build_parser().parse_args(argv)
     # The report says what went wrong; log lines (pool retries, client warnings) only on request.
-    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.CRITICAL + 1)
+    # The level is put back afterwards: a caller in the same process keeps its logging.
+    root = logging.getLogger()
+    previous_level = root.level
+    root.setLevel(logging.DEBUG if args.verbose else logging.CRITICAL + 1)
     ctx = Context(environ=environ, dotenv=dotenv, project_id=args.project)
     try:
         results = run_checks(ctx)
@@ -45,6 +48,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return EXIT_INTERRUPTED
     finally:
         ctx.close()
+        root.setLevel(previous_level)
     if args.json:
         document = {"passed": passed(results), "checks": [result.to_dict() for result in results]}
         sys.stdout.buffer.write(orjson.dumps(document) + b"\n")

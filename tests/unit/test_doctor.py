@@ -198,3 +198,19 @@ def test_a_check_that_crashes_is_one_fail_line_and_what_needs_it_is_skipped() ->
     assert results[1].detail == "skipped: needs Redis (the shared rate limiter)"
     assert results[2].detail == "skipped: needs an answer from Procore"  # a skip propagates
     assert not passed(results) and passed(results[1:])
+
+
+def test_the_doctor_leaves_the_callers_logging_level_as_it_found_it() -> None:
+    import logging
+
+    from eva00.cli.doctor import main
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.INFO)
+    try:
+        # An invalid setting: the configuration check fails and nothing else runs.
+        assert main(["--json"], environ={"EVA00_STREAM_BATCH": "many"}, dotenv=None) != 0
+        assert root.level == logging.INFO, "later log lines of the caller would be swallowed"
+    finally:
+        root.setLevel(before)
