@@ -326,6 +326,9 @@ class Settings:
     sync_log_retention_days: int = _setting(
         "EVA00_SYNC_LOG_RETENTION_DAYS", _positive_int, 90,
         "sync_log rows older than this are archived, then removed.")
+    webhook_events_retention_days: int = _setting(
+        "EVA00_WEBHOOK_EVENTS_RETENTION_DAYS", _positive_int, 90,
+        "Finished webhook_events rows older than this are removed (housekeeping).")
 
     @property
     def embedded_simulator(self) -> bool:

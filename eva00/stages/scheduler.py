@@ -26,6 +26,7 @@ from eva00.fullsync.run import FullSync, held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
 from eva00.ops.archive import ArchiveBusy, Archiver
+from eva00.ops.webhook_retention import prune_webhook_events
 from eva00.replica import polls
 from eva00.runtime.bus import Bus, Delivery, Outgoing
 from eva00.runtime.middleware import Middleware
@@ -149,8 +150,9 @@ class Scheduler:
         return len(run_ids)
 
     def housekeeping(self) -> int:
-        """Archive old sync_log rows (then prune them) and drop the id lists of reconciliations
-        finished a day ago. Returns the sync_log rows archived."""
+        """Archive old sync_log rows (then prune them), drop the id lists of reconciliations
+        finished a day ago and finished webhook_events past their retention. Returns the sync_log
+        rows archived."""
         import psycopg
 
 
@@ -162,7 +164,10 @@ class Scheduler:
                 log.info("sync_log archive already running elsewhere; skipped")
         with self.pool.connection() as conn:
             pruned = polls.prune_seen_ids(conn)
-        log.info("housekeeping: %d sync_log rows archived, %d reconciliation ids pruned", archived, pruned)
+        with self.pool.connection() as conn:
+            events = prune_webhook_events(conn, self.settings.webhook_events_retention_days)
+        log.info("housekeeping: %d sync_log rows archived, %d reconciliation ids and %d webhook events"
+                 " pruned", archived, pruned, events)
         return archived
 
     def _ttl(self, interval_s: int) -> int:

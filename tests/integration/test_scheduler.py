@@ -109,7 +109,7 @@ def test_a_wiped_redis_only_causes_jobs_to_be_enqueued_again(
     assert scheduler.tick_family("rfis") == 1
 
 
-def test_housekeeping_archives_old_sync_log_rows_and_prunes_finished_reconciliations(
+def test_housekeeping_archives_old_sync_log_rows_and_prunes_reconciliations_and_webhook_events(
         settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
     with psycopg.connect(database_url) as conn:
         conn.execute("INSERT INTO sync_log (at, kind, direction, action, result) VALUES"
@@ -119,10 +119,13 @@ def test_housekeeping_archives_old_sync_log_rows_and_prunes_finished_reconciliat
                      " complete, finished_at) VALUES ('old', 1, 'rfi', 1, 'reconcile', true, 1, true,"
                      " now() - interval '2 days'), ('new', 1, 'rfi', 1, 'reconcile', true, 1, true, now())")
         conn.execute("INSERT INTO reconcile_seen VALUES ('old', 1), ('old', 2), ('new', 3)")
+        conn.execute("INSERT INTO webhook_events (event_key, received_at, status) VALUES"
+                     " ('old', now() - interval '200 days', 'processed'), ('new', now(), 'processed')")
     assert _scheduler(settings, redis_client, pool).housekeeping() == 1
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM sync_log").fetchone() == (1,)
         assert conn.execute("SELECT poll_id FROM reconcile_seen").fetchall() == [("new",)]
+        assert conn.execute("SELECT event_key FROM webhook_events").fetchall() == [("new",)]
     assert list((settings.data_dir / "archive").glob("sync_log-*.jsonl.gz"))
 
 
