@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from enum import Enum
 from typing import Any, Protocol
 
 import requests
@@ -61,6 +63,24 @@ class LogSink:
         log.log(level, "%s %s", notice.text, notice.details or "")
 
 
+class SmtpTls(str, Enum):
+    """EVA00_ALERT_SMTP_TLS: how the connection to the SMTP server is protected."""
+
+    STARTTLS = "starttls"  # plain connect, then STARTTLS (refused if the server does not offer it)
+    SSL = "ssl"  # implicit TLS from the first byte (SMTPS, port 465)
+    NONE = "none"  # plaintext: only for a relay that needs no credentials
+
+
+class InsecureSmtp(smtplib.SMTPException):
+    """The connection is not (or could not be made) TLS-protected where it must be."""
+
+
+def smtp_ssl_context(ca_file: str = "") -> ssl.SSLContext:
+    """Certificate and host name checked against the system's CAs, or only ``ca_file`` (a private
+    CA or a self-signed server certificate) when it is set."""
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
 @dataclass(frozen=True)
 class SmtpConfig:
     host: str
@@ -69,30 +89,58 @@ class SmtpConfig:
     recipients: tuple[str, ...] = ()
     username: str = ""
     password: str = ""
-    starttls: bool = False
+    tls: SmtpTls = SmtpTls.NONE
+    ca_file: str = ""
     timeout_s: float = 15.0
 
 
 class EmailSink:
+    """Sends over STARTTLS or implicit TLS with a verifying context; credentials never cross a
+    connection that is not TLS (InsecureSmtp, so the delivery fails and is retried)."""
+
     name = "email"
 
     def __init__(self, config: SmtpConfig, min_severity: str = "warning",
-                 smtp_factory: Callable[..., smtplib.SMTP] = smtplib.SMTP) -> None:
+                 smtp_factory: Callable[..., smtplib.SMTP] = smtplib.SMTP,
+                 smtp_ssl_factory: Callable[..., smtplib.SMTP] = smtplib.SMTP_SSL) -> None:
         self.config, self.min_severity, self.smtp_factory = config, min_severity, smtp_factory
+        self.smtp_ssl_factory = smtp_ssl_factory
 
     def send(self, notice: Notice) -> None:
+        config = self.config
+        if config.username and config.tls is SmtpTls.NONE:
+            raise InsecureSmtp("EVA00_ALERT_SMTP_TLS=none with a user: refusing to send the SMTP"
+                               " password over plaintext (use starttls or ssl)")
+        with self._connect() as smtp:
+            if config.tls is SmtpTls.STARTTLS:
+                self._start_tls(smtp)
+            if config.username:
+                smtp.login(config.username, config.password)
+            smtp.send_message(self._message(notice))
+
+    def _connect(self) -> smtplib.SMTP:
+        config = self.config
+        if config.tls is SmtpTls.SSL:
+            return self.smtp_ssl_factory(config.host, config.port, timeout=config.timeout_s,
+                                         context=smtp_ssl_context(config.ca_file))
+        return self.smtp_factory(config.host, config.port, timeout=config.timeout_s)
+
+    def _start_tls(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo()
+        if not smtp.has_extn("starttls"):
+            raise InsecureSmtp(f"{self.config.host}:{self.config.port} does not offer STARTTLS;"
+                               " refusing to continue in plaintext")
+        smtp.starttls(context=smtp_ssl_context(self.config.ca_file))
+        smtp.ehlo()
+
+    def _message(self, notice: Notice) -> EmailMessage:
         mail = EmailMessage()
         mail["Subject"] = notice.subject
         mail["From"] = self.config.sender
         mail["To"] = ", ".join(self.config.recipients)
         body = [notice.message, ""] + [f"{k}: {v}" for k, v in notice.details.items()]
         mail.set_content("\n".join(body))
-        with self.smtp_factory(self.config.host, self.config.port, timeout=self.config.timeout_s) as smtp:
-            if self.config.starttls:
-                smtp.starttls()
-            if self.config.username:
-                smtp.login(self.config.username, self.config.password)
-            smtp.send_message(mail)
+        return mail
 
 
 class WebhookSink:
@@ -127,16 +175,34 @@ class NotifyConfig:
     def from_env(cls, environ: Mapping[str, str]) -> NotifyConfig:
         host = environ.get("EVA00_ALERT_SMTP_HOST", "")
         recipients = tuple(r.strip() for r in environ.get("EVA00_ALERT_EMAIL_TO", "").split(",") if r.strip())
-        smtp = SmtpConfig(
-            host=host, port=int(environ.get("EVA00_ALERT_SMTP_PORT", "25")),
-            sender=environ.get("EVA00_ALERT_EMAIL_FROM", "eva00@localhost"), recipients=recipients,
-            username=environ.get("EVA00_ALERT_SMTP_USER", ""),
-            password=environ.get("EVA00_ALERT_SMTP_PASSWORD", ""),
-            starttls=environ.get("EVA00_ALERT_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
-        ) if host and recipients else None
+        smtp = _smtp_from_env(environ, host, recipients) if host and recipients else None
         return cls(smtp=smtp, email_min_severity=environ.get("EVA00_ALERT_EMAIL_MIN_SEVERITY", "warning"),
                    webhook_url=environ.get("EVA00_ALERT_WEBHOOK_URL", ""),
                    webhook_min_severity=environ.get("EVA00_ALERT_WEBHOOK_MIN_SEVERITY", "warning"))
+
+
+def smtp_tls_mode(environ: Mapping[str, str]) -> SmtpTls:
+    """EVA00_ALERT_SMTP_TLS, else starttls when EVA00_ALERT_SMTP_STARTTLS (the older switch) is on or
+    a user is set, else none. An unknown value raises ValueError."""
+    value = environ.get("EVA00_ALERT_SMTP_TLS", "").strip().lower()
+    if value:
+        try:
+            return SmtpTls(value)
+        except ValueError:
+            raise ValueError(f"EVA00_ALERT_SMTP_TLS={value!r}: expected starttls, ssl or none") from None
+    legacy = environ.get("EVA00_ALERT_SMTP_STARTTLS", "").lower() in ("1", "true", "yes")
+    return SmtpTls.STARTTLS if legacy or environ.get("EVA00_ALERT_SMTP_USER") else SmtpTls.NONE
+
+
+def _smtp_from_env(environ: Mapping[str, str], host: str, recipients: tuple[str, ...]) -> SmtpConfig:
+    tls = smtp_tls_mode(environ)
+    default_port = "465" if tls is SmtpTls.SSL else "25"
+    return SmtpConfig(
+        host=host, port=int(environ.get("EVA00_ALERT_SMTP_PORT", default_port)),
+        sender=environ.get("EVA00_ALERT_EMAIL_FROM", "eva00@localhost"), recipients=recipients,
+        username=environ.get("EVA00_ALERT_SMTP_USER", ""),
+        password=environ.get("EVA00_ALERT_SMTP_PASSWORD", ""),
+        tls=tls, ca_file=environ.get("EVA00_ALERT_SMTP_CA_FILE", ""))
 
 
 def build_sinks(config: NotifyConfig) -> list[Sink]:

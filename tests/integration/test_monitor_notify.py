@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -20,7 +19,6 @@ from eva00.ops.notify import (
     Notice,
     Notifier,
     NotifyConfig,
-    SmtpConfig,
     WebhookSink,
     build_sinks,
 )
@@ -95,36 +93,6 @@ def test_sinks_below_their_minimum_severity_are_skipped(pool: ConnectionPool) ->
         alerts.raise_alert(conn, "sync-conflict", "info", "1 conflict")
     assert Notifier(pool, [email]).deliver_pending() == 1
     assert email.sent == []
-
-
-def test_email_sink_sends_one_message_through_smtp() -> None:
-    sent: list[EmailMessage] = []
-
-    class FakeSMTP:
-        def __init__(self, host: str, port: int, timeout: float) -> None:
-            self.host, self.port = host, port
-
-        def __enter__(self) -> FakeSMTP:
-            return self
-
-        def __exit__(self, *exc: Any) -> None:
-            return None
-
-        def starttls(self) -> None:
-            sent.append(EmailMessage())  # marks that TLS was asked for
-
-        def login(self, user: str, password: str) -> None:
-            assert (user, password) == ("ops", "pw")
-
-        def send_message(self, message: EmailMessage) -> None:
-            sent.append(message)
-
-    config = SmtpConfig("smtp.example", 587, "eva@x", ("ops@x",), "ops", "pw", starttls=True)
-    EmailSink(config, smtp_factory=FakeSMTP).send(  # type: ignore[arg-type]
-        Notice(1, "opened", "disk-space-low", "critical", "disk full", {"free_ratio": 0.1}))
-    assert len(sent) == 2
-    assert sent[1]["Subject"] == "[eva00 CRITICAL] disk-space-low"
-    assert "free_ratio: 0.1" in sent[1].get_content()
 
 
 def test_webhook_sink_posts_slack_compatible_json() -> None:
