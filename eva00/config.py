@@ -323,6 +323,9 @@ class Settings:
         "How often webhook events recorded but not yet queued are queued again.")
     dashboard_port: int = _setting(
         "EVA00_DASHBOARD_PORT", _port, 8403, "Port of the dashboard (127.0.0.1 only).")
+    dashboard_hosts: tuple[str, ...] = _setting(
+        "EVA00_DASHBOARD_HOSTS", _secrets, (),
+        "Extra Host names the dashboard answers (a reverse proxy's), comma separated; others get 421.")
     sync_log_retention_days: int = _setting(
         "EVA00_SYNC_LOG_RETENTION_DAYS", _positive_int, 90,
         "sync_log rows older than this are archived, then removed.")

@@ -9,7 +9,9 @@ from eva00.runtime.program import Program, run_program
 def main(program: Program) -> None:
     reader = StatusReader(program.settings, program.redis, program.pool,
                           processes=supervisor_lister(program.settings))
-    serve(make_dashboard_server(DashboardApp(reader), program.settings.dashboard_port), program.stop)
+    server = make_dashboard_server(DashboardApp(reader), program.settings.dashboard_port,
+                                   program.settings.dashboard_hosts)
+    serve(server, program.stop)
 
 
 run_program("dashboard", main)

@@ -8,7 +8,8 @@ costs a socket, not a worker thread; a bounded pool of ``threads`` runs the hand
   alone only times out *idle* connections, and a trickle is never idle);
 - only ``POST /webhooks/procore`` and ``GET /healthz``; other paths 404, other methods 405; the
   listener proxies nothing, whatever the Host or an absolute request target names;
-- answers are small JSON documents, never a stack trace; logs never carry a header value.
+- answers are small JSON documents, never a stack trace; logs never carry a header value;
+- ``/healthz`` answers from a cached check (CachedHealth): a flood costs no queries.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -187,6 +189,29 @@ def health_checks(pool: ConnectionPool, client: redis.Redis) -> Callable[[], dic
     return check
 
 
+HEALTH_MAX_AGE_S = 2.0
+
+
+class CachedHealth:
+    """``/healthz`` answers from the last check while it is younger than ``max_age_s``: a flood of
+    (unauthenticated) requests runs one query and one PING per ``max_age_s`` at most. One check at
+    a time; requests arriving during it wait for its result."""
+
+    def __init__(self, check: Callable[[], dict[str, bool]], max_age_s: float = HEALTH_MAX_AGE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.check, self.max_age_s, self.clock = check, max_age_s, clock
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._result: dict[str, bool] = {}
+
+    def __call__(self) -> dict[str, bool]:
+        with self._lock:
+            if self._checked_at is None or self.clock() - self._checked_at >= self.max_age_s:
+                self._result = self.check()
+                self._checked_at = self.clock()
+            return dict(self._result)
+
+
 class Listener:
     """The server plus its housekeeping thread (requeue of events left 'received')."""
 
@@ -261,7 +286,7 @@ def build_listener(settings: Settings) -> Listener:
     if not auth.has_secrets:
         log.warning("no webhook secret yet: every delivery is refused (401) until "
                     "`eva00 webhooks register` stores one or EVA00_WEBHOOK_SECRETS is set")
-    return Listener(options, auth, Intake(options, client, pool), health_checks(pool, client))
+    return Listener(options, auth, Intake(options, client, pool), CachedHealth(health_checks(pool, client)))
 
 
 def listener_redis(url: str) -> redis.Redis:

@@ -126,6 +126,25 @@ def test_the_dashboard_listens_on_loopback_only(settings: Settings, redis_client
         server.server_close()
 
 
+def test_a_request_naming_another_host_is_refused_as_dns_rebinding_would_send_it(
+        settings: Settings, redis_client: redis.Redis, pool: ConnectionPool) -> None:
+    app = DashboardApp(StatusReader(settings, redis_client, pool))
+    server = make_dashboard_server(app, 0, hosts=["eva.example.com"])
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(server, stop), daemon=True)
+    thread.start()
+    url, port = f"http://127.0.0.1:{server.server_port}/api/status", server.server_port
+    try:
+        rebound = requests.get(url, headers={"Host": f"rebound.attacker.example:{port}"}, timeout=10)
+        assert rebound.status_code == 421 and b"freshness" not in rebound.content
+        assert requests.get(url, headers={"Host": f"localhost:{port}"}, timeout=10).status_code == 200
+        assert requests.get(url, headers={"Host": "eva.example.com"}, timeout=10).status_code == 200
+        assert requests.get(url, timeout=10).status_code == 200
+    finally:
+        stop.set()
+        thread.join(5)
+
+
 def _non_loopback_address() -> str | None:
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

@@ -83,6 +83,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_WEBHOOK_READ_TIMEOUT_S": ("2.5", 2.5),
     "EVA00_WEBHOOK_REQUEUE_INTERVAL_S": ("30", 30.0),
     "EVA00_DASHBOARD_PORT": ("8503", 8503),
+    "EVA00_DASHBOARD_HOSTS": ("eva.example.com, proxy", ("eva.example.com", "proxy")),
     "EVA00_SYNC_LOG_RETENTION_DAYS": ("30", 30),
     "EVA00_WEBHOOK_EVENTS_RETENTION_DAYS": ("14", 14),
 }
@@ -126,7 +127,7 @@ MALFORMED: dict[str, list[str]] = {
 # Free text: any value is accepted.
 FREE_FORM = {"PROCORE_CLIENT_ID", "PROCORE_CLIENT_SECRET", "PROCORE_REDIRECT_URI", "EVA00_DATA_DIR",
              "EVA00_VAR_DIR", "EVA00_STORAGE_HOSTS", "EVA00_WEBHOOK_HOST", "EVA00_WEBHOOK_SECRETS",
-             "EVA00_WEBHOOK_HMAC_SECRET"}
+             "EVA00_WEBHOOK_HMAC_SECRET", "EVA00_DASHBOARD_HOSTS"}
 
 ATTRIBUTE = {item.metadata["env"]: item.name for item in dataclasses.fields(Settings)}
 PROCORE_CREDENTIALS = {"PROCORE_CLIENT_ID": "client-1", "PROCORE_CLIENT_SECRET": "s3cret",

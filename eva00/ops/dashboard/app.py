@@ -1,5 +1,9 @@
 """The dashboard's WSGI application and its server, bound to 127.0.0.1 only.
 
+The server answers only requests whose Host header names it (127.0.0.1, localhost or [::1] with its
+port, or a name in EVA00_DASHBOARD_HOSTS for a reverse proxy); anything else gets 421, so a web
+page whose DNS name is rebound to 127.0.0.1 cannot read the dashboard from a browser.
+
 Three routes: `/` and `/static/*` (the page, its JavaScript and CSS, all shipped in the package so
 it works without internet), `/api/status` (the status snapshot as JSON) and `/metrics` (Prometheus
 text). Reads only; a failing source shows up inside the answer, never as a crashed server.
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Never anything else: the dashboard has no authentication, so it is reachable from this host only.
 BIND_HOST = "127.0.0.1"
+LOOPBACK_NAMES = frozenset({BIND_HOST, "localhost", "[::1]"})
 
 StartResponse = Callable[..., Any]
 
@@ -64,6 +69,39 @@ def _reply(start_response: StartResponse, status: str, body: bytes, content_type
     return [body]
 
 
+def split_host(value: str) -> tuple[str, str]:
+    """A Host header's (name, port), lower case; port "" when absent. "[::1]:8403" -> ("[::1]", "8403")."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value.partition("]")
+        return name + "]", rest.removeprefix(":")
+    name, _, port = value.partition(":")
+    return name, port
+
+
+def host_allowed(host: str, server_port: str, extra_names: frozenset[str]) -> bool:
+    """A loopback name with the server's own port, or a configured name (any port: the proxy's)."""
+    name, port = split_host(host)
+    if name in extra_names:
+        return True
+    return name in LOOPBACK_NAMES and (port or "80") == server_port
+
+
+class HostGuard:
+    """WSGI middleware: 421 for a request whose Host is not this server (DNS rebinding)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], extra_names: Iterable[str] = ()) -> None:
+        self.app = app
+        self.extra_names = frozenset(split_host(n)[0] for n in extra_names)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST", "")
+        if not host_allowed(host, str(environ.get("SERVER_PORT", "")), self.extra_names):
+            log.warning("421 for Host %r (not this dashboard; see EVA00_DASHBOARD_HOSTS)", host[:100])
+            return _reply(start_response, "421 Misdirected Request", b"unknown host\n", "text/plain")
+        return self.app(environ, start_response)
+
+
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     # One slow scrape must not hold the page; threads end with the process.
     daemon_threads = True
@@ -75,9 +113,11 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-def make_dashboard_server(app: DashboardApp, port: int) -> WSGIServer:
-    """A threaded server on 127.0.0.1:port (port 0: any free port, see server.server_port)."""
-    return make_server(BIND_HOST, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+def make_dashboard_server(app: DashboardApp, port: int, hosts: Iterable[str] = ()) -> WSGIServer:
+    """A threaded server on 127.0.0.1:port (port 0: any free port, see server.server_port) that
+    answers only the Host names of HostGuard (``hosts``: EVA00_DASHBOARD_HOSTS)."""
+    return make_server(BIND_HOST, port, HostGuard(app, hosts), server_class=_ThreadingServer,
+                       handler_class=_QuietHandler)
 
 
 def serve(server: WSGIServer, stop: threading.Event) -> None:
