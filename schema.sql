@@ -359,6 +359,8 @@ CREATE TABLE IF NOT EXISTS webhook_events (
 -- Events a crash left unfinished, for the intake's requeue.
 CREATE INDEX IF NOT EXISTS webhook_events_received
     ON webhook_events (received_at) WHERE status = 'received';
+-- Retention (eva00/ops/webhook_retention.py) finds finished events by age.
+CREATE INDEX IF NOT EXISTS webhook_events_received_at ON webhook_events (received_at);
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     id bigserial PRIMARY KEY,
