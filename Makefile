@@ -25,7 +25,7 @@ down: setup
 	$(BIN)/eva00 down
 
 status: setup
-	@$(BIN)/eva00 ps; echo; $(BIN)/eva00 backlog || true
+	@$(BIN)/eva00 ps; echo; $(BIN)/eva00 status || true
 
 db-init: setup
 	$(BIN)/eva00 db init

@@ -26,44 +26,16 @@ from eva00.config import Settings
 from eva00.fullsync import reasons
 from eva00.fullsync.run import load_runs
 from eva00.fullsync.status import api_hosts, status_of
-from eva00.kinds import family_of
 from eva00.ops import supervision
+from eva00.ops.freshness import Freshness, read_freshness
+from eva00.ops.glance import FamilySummary, heat_cells, read_family_counts, read_pair, summarise
 from eva00.ops.streams_report import backlog_rows
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.procore.limiter import CLASSES
 from eva00.procore.metrics import Metrics
 from eva00.replica import files
 
-# How many poll intervals may pass before a kind is late (warning) or stale (critical).
-LATE_INTERVALS = 2.0
-STALE_INTERVALS = 5.0
 US_PER_S = 1_000_000
-
-
-def freshness_level(age_s: float | None, interval_s: float) -> str:
-    """ok | late (>= 2 intervals) | stale (>= 5 intervals) | never (no complete poll yet)."""
-    if age_s is None:
-        return "never"
-    if age_s >= STALE_INTERVALS * interval_s:
-        return "stale"
-    if age_s >= LATE_INTERVALS * interval_s:
-        return "late"
-    return "ok"
-
-
-@dataclass(frozen=True)
-class Freshness:
-    kind: str
-    family: str
-    project_id: int | None
-    last_success_at: datetime | None
-    interval_s: int
-    age_s: float | None
-    level: str
-
-    @property
-    def intervals_ago(self) -> float | None:
-        return None if self.age_s is None else self.age_s / self.interval_s
 
 
 @dataclass(frozen=True)
@@ -96,11 +68,18 @@ class Snapshot:
     disk: dict[str, Any] = field(default_factory=dict)
     processes: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    # Per family: records, files, files_downloaded, last_full_sync_at (glance.read_family_counts).
+    family_counts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def summary(self) -> list[FamilySummary]:
+        return summarise(self.freshness, self.family_counts)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["freshness"] = [{**dataclasses.asdict(f), "intervals_ago": f.intervals_ago}
                              for f in self.freshness]
+        data["summary"] = [s.to_dict() for s in self.summary()]
+        data["heat"] = heat_cells(self.freshness)
         return data
 
     def to_json(self) -> bytes:
@@ -108,30 +87,6 @@ class Snapshot:
 
 
 # --- PostgreSQL sections ---
-
-_FRESHNESS_SQL = """
-WITH done AS (
-    SELECT kind, coalesce(project_id, 0) AS p, max(finished_at) AS at FROM poll_pages
-     WHERE is_last AND complete AND finished_at IS NOT NULL GROUP BY 1, 2),
-cur AS (SELECT kind, coalesce(project_id, 0) AS p, updated_at FROM sync_cursors)
-SELECT coalesce(d.kind, c.kind), coalesce(d.p, c.p), greatest(d.at, c.updated_at)
-  FROM done d FULL JOIN cur c ON d.kind = c.kind AND d.p = c.p ORDER BY 1, 2
-"""
-
-
-def read_freshness(conn: psycopg.Connection, intervals_s: dict[str, int], now: datetime) -> list[Freshness]:
-    rows = []
-    for kind, project, last in conn.execute(_FRESHNESS_SQL):
-        try:
-            family = family_of(kind)
-        except ValueError:
-            continue  # a kind this version no longer polls
-        interval_s = intervals_s.get(family, 3600)
-        age_s = None if last is None else max(0.0, (now - last).total_seconds())
-        rows.append(Freshness(kind, family, project or None, last, interval_s, age_s,
-                              freshness_level(age_s, interval_s)))
-    return rows
-
 
 def read_errors_24h(conn: psycopg.Connection, now: datetime) -> dict[str, int]:
     since = now - timedelta(hours=24)
@@ -254,6 +209,16 @@ class StatusReader:
                  "description": p.get("description", "")} for p in self.processes()]))  # type: ignore[misc]
         return snap
 
+    def pair(self, family: str, project_id: int) -> dict[str, Any]:
+        """One heat-map cell's detail (glance.read_pair); an unreachable database is an error text."""
+        now = self.clock()
+        try:
+            with self.pool.connection() as conn:
+                fresh = read_freshness(conn, self.settings.poll_intervals_s, now)
+                return read_pair(conn, family, project_id, fresh, now)
+        except psycopg.Error as exc:
+            return {"family": family, "project_id": project_id or None, "error": str(exc).strip()}
+
     @staticmethod
     def _section(snap: Snapshot, name: str, read: Callable[[], None]) -> None:
         try:
@@ -272,6 +237,7 @@ class StatusReader:
             snap.full_sync = read_full_sync(conn, api_hosts(self.settings))
             snap.alerts = read_alerts(conn)
             snap.dead_letters = read_dead_letters(conn, snap.at)
+            snap.family_counts = read_family_counts(conn)
         snap.pending["files_pending"] = snap.downloads["pending"]["count"]
 
     def _redis(self, snap: Snapshot) -> None:
@@ -288,18 +254,16 @@ class StatusReader:
 _LEVEL_STYLE = {"ok": "green", "late": "yellow", "stale": "bold red", "never": "dim"}
 
 
-def render(snap: Snapshot, console: Any) -> None:
-    from rich.table import Table
+def render(snap: Snapshot, console: Any, details: Sequence[Freshness] | None = None) -> None:
+    """The per-family summary, open alerts, then the rest; ``details``: the per-pair rows to show
+    too (`--family`, `--project`, `--all`)."""
+    from eva00.ops.glance import render_freshness, render_summary
 
-    fresh = Table(title=f"Freshness at {snap.at:%Y-%m-%d %H:%M:%S %Z}")
-    for col in ("kind", "project", "last success", "intervals ago", "level"):
-        fresh.add_column(col)
-    for f in snap.freshness:
-        ago = "-" if f.intervals_ago is None else f"{f.intervals_ago:.1f}"
-        last = f.last_success_at.isoformat(timespec="seconds") if f.last_success_at else "never"
-        fresh.add_row(f.kind, str(f.project_id or "company"), last, ago,
-                      f"[{_LEVEL_STYLE[f.level]}]{f.level}[/]")
-    console.print(fresh)
+    render_summary(console, snap.at, snap.summary())
+    _render_rows(console, "Open alerts", alert_groups(snap.alerts),
+                 ("severity", "alert_key", "status", "count", "message"))
+    if details is not None:
+        render_freshness(console, details, _LEVEL_STYLE)
     _render_pairs(console, "Errors (24 h)", snap.errors_24h)
     if snap.limiter:
         lim = snap.limiter
@@ -316,8 +280,6 @@ def render(snap: Snapshot, console: Any) -> None:
     _render_rows(console, "Full sync", snap.full_sync,
                  ("run_id", "status", "current_phase", "items", "requests", "floor", "eta_s"))
     _render_reasons(console, snap.full_sync)
-    _render_rows(console, "Open alerts", alert_groups(snap.alerts),
-                 ("severity", "alert_key", "status", "count", "message"))
     _render_pairs(console, "Dead letters", {k: v for k, v in snap.dead_letters.items() if k != "recent"})
     if snap.disk:
         _render_pairs(console, "Disk", {"path": snap.disk["path"], "free": f"{snap.disk['free_ratio']:.1%}"})

@@ -138,3 +138,19 @@ def polls_finished_since(conn: psycopg.Connection[Any], since_epoch: float,
 
 def _lock_key(poll_id: str) -> int:
     return xxhash.xxh64_intdigest(poll_id.encode()) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def recent_polls(conn: psycopg.Connection[Any], kinds: Sequence[str], project_id: int | None,
+                 limit: int = 10) -> list[dict[str, Any]]:
+    """The latest polls of ``kinds`` in one project (None: company level), newest first: one row
+    per poll with its pages, items, whether it finished complete and when it started and ended."""
+    cols = ("poll_id", "kind", "mode", "run_id", "pages", "items", "finished", "complete",
+            "started_at", "finished_at")
+    rows = conn.execute(
+        "SELECT poll_id, min(kind), min(mode), min(run_id), count(*), sum(items),"
+        " bool_or(is_last AND finished_at IS NOT NULL), bool_or(is_last AND complete),"
+        " min(committed_at), max(finished_at) FROM poll_pages"
+        " WHERE kind = ANY(%s) AND coalesce(project_id, 0) = %s"
+        " GROUP BY poll_id ORDER BY max(committed_at) DESC LIMIT %s",
+        (list(kinds), project_id or 0, limit)).fetchall()
+    return [dict(zip(cols, row, strict=True)) for row in rows]

@@ -36,3 +36,18 @@ def log_sync(conn: psycopg.Connection[Any], kind: str | None, project_id: int | 
 
 def _json(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+# The sync_log actions that are problems rather than changes (what `eva00 status` counts too).
+ERROR_ACTIONS = ("poll_incomplete", "fetch_refused", "error")
+
+
+def recent_errors(conn: psycopg.Connection[Any], kinds: Sequence[str], project_id: int | None,
+                  limit: int = 10) -> list[dict[str, Any]]:
+    """The latest problem rows (ERROR_ACTIONS) of ``kinds`` in one project, newest first."""
+    cols = ("at", "kind", "action", "result", "detail")
+    rows = conn.execute(
+        "SELECT at, kind, action, result, detail FROM sync_log"
+        " WHERE kind = ANY(%s) AND coalesce(project_id, 0) = %s AND action = ANY(%s)"
+        " ORDER BY at DESC LIMIT %s", (list(kinds), project_id or 0, list(ERROR_ACTIONS), limit)).fetchall()
+    return [dict(zip(cols, row, strict=True)) for row in rows]

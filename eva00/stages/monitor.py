@@ -27,8 +27,9 @@ from psycopg_pool import ConnectionPool
 
 from eva00 import keys
 from eva00.config import Settings
+from eva00.ops.freshness import LATE_INTERVALS, STALE_INTERVALS, read_freshness
 from eva00.ops.notify import Notifier
-from eva00.ops.status import LATE_INTERVALS, STALE_INTERVALS, ProcessLister, read_disk, read_freshness
+from eva00.ops.status import ProcessLister, read_disk
 from eva00.procore.auth import ALERT_REAUTHORIZE, REAUTHORIZE_STEPS
 from eva00.procore.circuit import ALERT_CIRCUIT
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text

@@ -42,6 +42,8 @@ def seed_stack(database_url: str, client: redis.Redis) -> None:
                      " 7, 'p-rfi', '{}', 'done', 'paged', 1, 5, 5)")
         conn.execute("INSERT INTO sync_log (kind, procore_id, action, result) VALUES"
                      " ('rfi', 1, 'update', 'ok'), ('rfi', 2, 'conflict', 'overwritten')")
+        conn.execute("INSERT INTO sync_log (kind, project_id, action, result, detail) VALUES"
+                     " ('submittal', 7, 'poll_incomplete', 'retry', '{\"reason\": \"count mismatch\"}')")
         conn.execute("INSERT INTO dead_letters (stream, message_id, error)"
                      " VALUES ('eva00:pages', '1-0', 'bad')")
         alerts.raise_alert(conn, "disk-space-low", "critical", "only 10% free")
@@ -100,11 +102,37 @@ def test_status_json_reports_freshness_levels_limiter_and_alerts(base_url: str) 
     assert status["errors"] == {}
 
 
+def test_status_json_adds_one_summary_row_per_family_and_the_heat_map(base_url: str) -> None:
+    status = requests.get(base_url + "/api/status", timeout=10).json()
+    summary = {s["family"]: s for s in status["summary"]}
+    assert (summary["submittals"]["late"], summary["submittals"]["worst"]["project_id"]) == (1, 7)
+    assert (summary["projects"]["critical"], summary["rfis"]["ok"]) == (1, 1)
+    assert summary["rfis"]["last_full_sync_at"] is not None and summary["meetings"]["pairs"] == 0
+    cells = {(c["family"], c["project_id"]): c["level"] for c in status["heat"]}
+    assert cells == {("projects", None): "stale", ("submittals", 7): "late", ("rfis", 7): "ok",
+                     ("documents", 8): "ok"}
+
+
+def test_a_pair_shows_its_polls_errors_and_next_planned_poll(base_url: str) -> None:
+    pair = requests.get(base_url + "/api/pair?family=submittals&project=7", timeout=10).json()
+    (kind,) = pair["kinds"]
+    assert (kind["kind"], kind["level"], kind["overdue"]) == ("submittal", "late", True)
+    assert kind["next_poll_at"] is not None and kind["cursor_at"] is not None
+    assert [(p["poll_id"], p["items"], p["complete"]) for p in pair["polls"]] == [("p-submittal", 5, True)]
+    assert [(e["action"], e["detail"]) for e in pair["errors"]] == [
+        ("poll_incomplete", {"reason": "count mismatch"})]
+    company = requests.get(base_url + "/api/pair?family=projects&project=0", timeout=10).json()
+    assert [k["kind"] for k in company["kinds"]] == ["project"] and company["errors"] == []
+    for bad in ("family=nope&project=7", "family=rfis&project=x", "family=rfis"):
+        assert requests.get(f"{base_url}/api/pair?{bad}", timeout=10).status_code == 400
+
+
 def test_page_and_its_assets_are_served_by_the_project(base_url: str) -> None:
     page = requests.get(base_url + "/", timeout=10)
-    assert page.status_code == 200 and 'id="freshness"' in page.text and "rate-chart" in page.text
+    assert page.status_code == 200 and 'id="heatmap"' in page.text and "rate-chart" in page.text
     assert "http" not in page.text.replace('lang="en"', ""), "no external (CDN) references"
-    for asset, kind in (("app.js", "javascript"), ("chart.js", "javascript"), ("style.css", "css")):
+    for asset, kind in (("app.js", "javascript"), ("chart.js", "javascript"), ("heatmap.js", "javascript"),
+                        ("style.css", "css")):
         answer = requests.get(f"{base_url}/static/{asset}", timeout=10)
         assert answer.status_code == 200 and kind in answer.headers["Content-Type"]
     assert requests.get(base_url + "/static/../app.py", timeout=10).status_code == 404
@@ -174,3 +202,22 @@ def test_eva00_status_json_prints_the_snapshot_and_fails_on_stale_kinds(
     status = orjson.loads(capsysbinary.readouterr().out)
     assert {f["level"] for f in status["freshness"]} == {"ok", "late", "stale"}
     assert "supervisord" in status["errors"]
+
+
+def test_eva00_status_prints_families_first_and_pairs_on_request(
+        settings: Settings, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from eva00.cli.status import main
+
+    monkeypatch.setenv("COLUMNS", "220")
+    seed_stack(settings.effective_database_url, redis_client)
+    main([], settings=settings)
+    text = capsys.readouterr().out
+    assert "Freshness by family" in text and "submittal @ 7" in text
+    assert "per kind and project" not in text
+    main(["--family", "submittals"], settings=settings)
+    assert "Freshness per kind and project (1 pairs)" in capsys.readouterr().out
+    main(["--project", "8"], settings=settings)
+    assert "document" in capsys.readouterr().out
+    main(["--all"], settings=settings)
+    assert "(4 pairs)" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The dashboard process in a real browser: headless Debian chromium (driven by Playwright) loads
-the page from `processes/dashboard.py` against seeded PostgreSQL and Redis, sees the freshness
-table and the live chart, and a screenshot is kept under var/test-artifacts/."""
+the page from `processes/dashboard.py` against seeded PostgreSQL and Redis, sees the per-family
+summary, the heat map coloured by lateness, a cell's drill-down and the live chart, and a screenshot
+is kept under var/test-artifacts/."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -64,7 +66,14 @@ def dashboard(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> 
             process.wait()
 
 
-def test_browser_sees_the_freshness_table_and_the_rate_chart(dashboard: str) -> None:
+def cell_colours(page: Any) -> dict[str, str]:
+    """level -> the computed background of a heat-map cell of that level."""
+    return dict(page.evaluate(
+        "[...document.querySelectorAll('#heatmap td.cell[data-level]')].map("
+        "td => [td.dataset.level, getComputedStyle(td).backgroundColor])"))
+
+
+def test_browser_sees_the_summary_heat_map_drill_down_and_rate_chart(dashboard: str) -> None:
     assert CHROMIUM.exists(), "Debian's chromium is required: apt-get install -y chromium (see .ci/run)"
     from playwright.sync_api import sync_playwright
 
@@ -74,20 +83,40 @@ def test_browser_sees_the_freshness_table_and_the_rate_chart(dashboard: str) -> 
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(dashboard + "/", wait_until="domcontentloaded")
-            page.wait_for_function("document.querySelectorAll('#freshness tbody tr').length >= 4",
+            page.wait_for_function("document.querySelectorAll('#heatmap td.cell[data-level]').length >= 4",
                                    timeout=15000)
             page.wait_for_function("Number(document.getElementById('rate-chart').dataset.points) >= 2",
                                    timeout=15000)
-            rows = page.locator("#freshness tbody tr").all_inner_texts()
-            assert any("project" in r and "stale" in r for r in rows), rows
-            assert page.locator("#freshness td.level-late").count() >= 1
+            summary = page.locator("#summary tbody tr").all_inner_texts()
+            assert len(summary) == 13 and any(r.startswith("submittals") and "submittal @ 7" in r
+                                              for r in summary), summary
+            assert page.locator("#summary td.level-stale").count() >= 1
+            levels = sorted(page.locator("#heatmap td.cell[data-level]").evaluate_all(
+                "cells => cells.map(c => [c.dataset.family, c.dataset.project, c.dataset.level].join(':'))"))
+            assert levels == ["documents:8:ok", "projects:0:stale", "rfis:7:ok", "submittals:7:late"]
+            colours = cell_colours(page)
+            assert len({colours["ok"], colours["late"], colours["stale"]}) == 3, colours
+            assert _hue_order(colours["ok"]) > _hue_order(colours["late"]) > _hue_order(colours["stale"])
             assert page.locator("#alerts tbody tr").count() == 2
             painted = page.evaluate(
                 "(() => { const c = document.getElementById('rate-chart');"
                 " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
                 " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()")
             assert painted > 500, "the chart canvas is drawn"
+            page.click("#heatmap td[data-family='submittals'][data-project='7']")
+            page.wait_for_function("document.getElementById('pair-detail').dataset.pair === 'submittals:7'",
+                                   timeout=15000)
+            detail = page.locator("#pair-detail").inner_text()
+            assert "submittals @ project 7" in detail and "submittal" in detail
+            assert "Recent polls" in detail and "incremental" in detail and "next_poll_at" in detail
+            assert "Recent errors" in detail
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def _hue_order(rgb: str) -> float:
+    """Greener is larger: green minus red of ``rgb(r, g, b)``."""
+    r, g, _ = (int(v) for v in rgb.removeprefix("rgb(").removesuffix(")").split(","))
+    return g - r

@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from eva00.ops.dashboard.metrics import cumulative
-from eva00.ops.status import Freshness, LimiterView, Snapshot, freshness_level, render
+from eva00.ops.freshness import Freshness, freshness_level
+from eva00.ops.status import LimiterView, Snapshot, render
 
 
 @pytest.mark.parametrize("age_s, level", [

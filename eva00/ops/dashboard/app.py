@@ -4,9 +4,11 @@ The server answers only requests whose Host header names it (127.0.0.1, localhos
 port, or a name in EVA00_DASHBOARD_HOSTS for a reverse proxy); anything else gets 421, so a web
 page whose DNS name is rebound to 127.0.0.1 cannot read the dashboard from a browser.
 
-Three routes: `/` and `/static/*` (the page, its JavaScript and CSS, all shipped in the package so
-it works without internet), `/api/status` (the status snapshot as JSON) and `/metrics` (Prometheus
-text). Reads only; a failing source shows up inside the answer, never as a crashed server.
+The routes: `/` and `/static/*` (the page, its JavaScript and CSS, all shipped in the package so
+it works without internet), `/api/status` (the status snapshot as JSON), `/api/pair?family=&project=`
+(one heat-map cell: its kinds' freshness and next planned poll, recent polls and errors; project 0
+for the company-level kinds) and `/metrics` (Prometheus text). Reads only; a failing source shows
+up inside the answer, never as a crashed server.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import orjson
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from eva00.kinds import FAMILY_KINDS
 from eva00.ops.dashboard.metrics import make_registry
 from eva00.ops.status import StatusReader
 
@@ -47,6 +52,8 @@ class DashboardApp:
             return _reply(start_response, "405 Method Not Allowed", b"GET only\n", "text/plain")
         if path == "/api/status":
             return _reply(start_response, "200 OK", self.reader.snapshot().to_json(), "application/json")
+        if path == "/api/pair":
+            return self._pair(start_response, parse_qs(environ.get("QUERY_STRING", "")))
         if path == "/metrics":
             return _reply(start_response, "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST)
         if path in ("/", "/index.html"):
@@ -54,6 +61,17 @@ class DashboardApp:
         if path.startswith("/static/"):
             return self._static(start_response, path.removeprefix("/static/"))
         return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+
+    def _pair(self, start_response: StartResponse, query: dict[str, list[str]]) -> Iterable[bytes]:
+        family = (query.get("family") or [""])[0]
+        project = (query.get("project") or [""])[0]
+        if family not in FAMILY_KINDS or not project.isdigit():
+            return _reply(start_response, "400 Bad Request",
+                          b"family (one of FAMILY_KINDS) and project (an id, 0: company) required\n",
+                          "text/plain")
+        detail = self.reader.pair(family, int(project))
+        return _reply(start_response, "200 OK", orjson.dumps(detail, option=orjson.OPT_NON_STR_KEYS),
+                      "application/json")
 
     def _static(self, start_response: StartResponse, name: str) -> Iterable[bytes]:
         target = (self.static_dir / name).resolve()

@@ -30,16 +30,25 @@ function bytes(n) {
   return n.toFixed(i ? 1 : 0) + " " + units[i];
 }
 
+function worstText(w) {
+  if (!w) return "-";
+  const where = w.kind + " @ " + (w.project_id || "company");
+  return w.intervals_ago === null ? where + ": never polled"
+    : where + ": " + w.intervals_ago.toFixed(1) + " intervals (" + Math.round(w.age_s / 60) + " min)";
+}
+
 function when(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : "never"; }
 
 function render(s) {
   document.getElementById("updated").textContent = "updated " + when(s.at);
   const errs = Object.entries(s.errors).map(([k, v]) => k + ": " + v).join("; ");
   document.getElementById("source-errors").textContent = errs;
-  fillTable("freshness", s.freshness, f => [
-    [f.kind], [f.project_id || "company"], [when(f.last_success_at)],
-    [f.intervals_ago === null ? "-" : f.intervals_ago.toFixed(1), "level-" + f.level],
-    [f.level, "level-" + f.level]]);
+  fillTable("summary", s.summary, r => [
+    [r.family, r.critical ? "level-stale" : r.late ? "level-late" : r.ok ? "level-ok" : "level-never"],
+    [r.ok], [r.late, r.late ? "level-late" : ""], [r.critical, r.critical ? "level-stale" : ""],
+    [r.never], [worstText(r.worst)], [r.records], [r.files_downloaded + "/" + r.files],
+    [when(r.last_full_sync_at)]]);
+  renderHeatmap(s.heat);
   fillTable("alerts", s.alerts, a => [[a.severity, "sev-" + a.severity], [a.alert_key], [a.status],
     [a.message, "msg"], [when(a.last_seen_at) + " ×" + a.occurrences]]);
   fillPairs("errors", s.errors_24h);
