@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     else:
         wanted = args.all or args.family is not None or args.project is not None
         details = select_pairs(snap.freshness, args.family, args.project) if wanted else None
-        render(snap, Console(), details)
+        # Piped to a file or a pager, rich would assume 80 columns and wrap every table.
+        render(snap, Console() if sys.stdout.isatty() else Console(width=160), details)
     unhealthy = any(f.level == "stale" for f in snap.freshness) or any(
         a["severity"] == "critical" for a in snap.alerts) or {"postgres", "redis"} & set(snap.errors)
     return 1 if unhealthy else 0

@@ -188,24 +188,26 @@ def worst_text(worst: Worst | None) -> str:
     where = f"{worst.kind} @ {worst.project_id or 'company'}"
     if worst.intervals_ago is None:
         return f"{where}: never polled"
-    return f"{where}: {worst.intervals_ago:.1f} intervals ({ago_text(worst.age_s)})"
+    return f"{where}: {worst.intervals_ago:.1f}x ({ago_text(worst.age_s)})"
 
 
 def render_summary(console: Any, at: datetime, rows: Sequence[FamilySummary]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Freshness by family at {at:%Y-%m-%d %H:%M:%S %Z}"
-                        " (kind x project pairs; late: 2+ intervals, critical: 5+)")
+    # One screen: a row per family, cells that do not wrap (the worst pair is the widest).
+    table = Table(title=f"Freshness by family at {at:%Y-%m-%d %H:%M:%S %Z}",
+                  caption="(kind, project) pairs; late: 2+ intervals since the last poll, critical: 5+;"
+                          " worst: intervals since its last poll (and time)")
     for col in ("family", "ok", "late", "critical", "never", "worst", "records", "files",
                 "last full sync"):
         numeric = col in ("ok", "late", "critical", "never", "records")
-        table.add_column(col, justify="right" if numeric else "left")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
     for r in rows:
         style = "bold red" if r.critical else "yellow" if r.late else "green" if r.ok else "dim"
         table.add_row(
             f"[{style}]{r.family}[/]", str(r.ok), _styled(r.late, "yellow"), _styled(r.critical, "bold red"),
             str(r.never), worst_text(r.worst), str(r.records), f"{r.files_downloaded}/{r.files}",
-            r.last_full_sync_at.isoformat(timespec="seconds") if r.last_full_sync_at else "never")
+            f"{r.last_full_sync_at:%Y-%m-%d %H:%M}" if r.last_full_sync_at else "never")
     console.print(table)
 
 

@@ -41,7 +41,7 @@ def test_the_worst_pair_is_the_most_intervals_behind_and_late_beats_never_polled
     rows = {s.family: s for s in summarise(ROWS)}
     worst = rows["rfis"].worst
     assert worst is not None and (worst.project_id, worst.level) == (9, "stale")
-    assert worst_text(worst) == "rfi @ 9: 5.3 intervals (27 min)"
+    assert worst_text(worst) == "rfi @ 9: 5.3x (27 min)"
     drawings = rows["drawings"].worst
     assert drawings is not None and (drawings.kind, drawings.level) == ("drawing_area", "late")
 
@@ -81,7 +81,7 @@ def test_the_terminal_starts_with_the_family_rows_and_lists_pairs_only_on_reques
     render(snap, Console(file=out, width=200, color_system=None))
     text = out.getvalue()
     assert text.index("Freshness by family") < text.index("Open alerts")
-    assert "rfi @ 9: 5.3 intervals" in text and "per kind and project" not in text
+    assert "rfi @ 9: 5.3x" in text and "per kind and project" not in text
     out = io.StringIO()
     render(snap, Console(file=out, width=200, color_system=None), select_pairs(ROWS, family="rfis"))
     assert "Freshness per kind and project (4 pairs)" in out.getvalue()
