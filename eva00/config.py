@@ -130,7 +130,8 @@ def _company_id(value: str) -> int:
     return _positive_int(value)
 
 
-def _secrets(value: str) -> tuple[str, ...]:
+def _comma_list(value: str) -> tuple[str, ...]:
+    """``a, b,,c`` -> ('a', 'b', 'c'): host names, secrets."""
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
@@ -297,7 +298,7 @@ class Settings:
     disk_free_min_ratio: float = _setting(
         "EVA00_DISK_FREE_MIN_RATIO", _ratio, 0.20, "Below this share of free disk downloads pause.")
     storage_hosts: tuple[str, ...] = _setting(
-        "EVA00_STORAGE_HOSTS", _secrets, ("storage.procore.com",),
+        "EVA00_STORAGE_HOSTS", _comma_list, ("storage.procore.com",),
         "Hosts attachment links from cover sheets may be fetched from (https only).")
     # --- webhooks, dashboard, retention ---
     webhook_host: str = _setting(
@@ -305,7 +306,7 @@ class Settings:
     webhook_port: int = _setting(
         "EVA00_WEBHOOK_PORT", _port, 8401, "Port of the webhook listener.")
     webhook_secrets: tuple[str, ...] = _setting(
-        "EVA00_WEBHOOK_SECRETS", _secrets, (),
+        "EVA00_WEBHOOK_SECRETS", _comma_list, (),
         "Accepted Authorization values, comma separated (rotation: old and new).")
     webhook_hmac_secret: str = _setting(
         "EVA00_WEBHOOK_HMAC_SECRET", str, "",
@@ -324,7 +325,7 @@ class Settings:
     dashboard_port: int = _setting(
         "EVA00_DASHBOARD_PORT", _port, 8403, "Port of the dashboard (127.0.0.1 only).")
     dashboard_hosts: tuple[str, ...] = _setting(
-        "EVA00_DASHBOARD_HOSTS", _secrets, (),
+        "EVA00_DASHBOARD_HOSTS", _comma_list, (),
         "Extra Host names the dashboard answers (a reverse proxy's), comma separated; others get 421.")
     sync_log_retention_days: int = _setting(
         "EVA00_SYNC_LOG_RETENTION_DAYS", _positive_int, 90,

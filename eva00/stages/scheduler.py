@@ -26,10 +26,10 @@ from eva00.fullsync.run import FullSync, held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
 from eva00.ops.archive import ArchiveBusy, Archiver
-from eva00.ops.webhook_retention import prune_webhook_events
 from eva00.replica import polls
 from eva00.runtime.bus import Bus, Delivery, Outgoing
 from eva00.runtime.middleware import Middleware
+from eva00.webhooks.retention import prune_webhook_events
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from eva00.ops.webhook_retention import prune_webhook_events
+from eva00.webhooks.retention import prune_webhook_events
 
 NOW = datetime(2030, 6, 15, tzinfo=UTC)
 
