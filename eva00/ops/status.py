@@ -80,6 +80,10 @@ class Snapshot:
                              for f in self.freshness]
         data["summary"] = [s.to_dict() for s in self.summary()]
         data["heat"] = heat_cells(self.freshness)
+        # the same aggregation the terminal shows: one row per alert family, one line per reason
+        data["alert_groups"] = alert_groups(self.alerts)
+        for run in data["full_sync"]:
+            run["reason_lines"] = reasons.lines(run.get("reasons") or [])
         return data
 
     def to_json(self) -> bytes:

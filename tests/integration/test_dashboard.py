@@ -48,6 +48,7 @@ def seed_stack(database_url: str, client: redis.Redis) -> None:
                      " VALUES ('eva00:pages', '1-0', 'bad')")
         alerts.raise_alert(conn, "disk-space-low", "critical", "only 10% free")
         alerts.raise_alert(conn, "sync-late:submittal:7", "warning", "submittals are late")
+        alerts.raise_alert(conn, "sync-late:submittal:8", "warning", "submittals are late")
     metrics = Metrics(client)
     for status, ms in ((200, 120.0), (200, 80.0), (503, 900.0)):
         metrics.record_call("scheduled", "/rest/v1.0/projects/{id}/rfis", status, ms)
@@ -91,7 +92,12 @@ def test_status_json_reports_freshness_levels_limiter_and_alerts(base_url: str) 
                       ("document", 8): "ok"}
     assert status["limiter"]["requests_last_min"] == {"scheduled": 12, "webhook": 1, "on_demand": 0}
     assert 3 <= status["limiter"]["bucket_tokens"] <= 10
-    assert [a["alert_key"] for a in status["alerts"]] == ["disk-space-low", "sync-late:submittal:7"]
+    assert sorted(a["alert_key"] for a in status["alerts"]) == [
+        "disk-space-low", "sync-late:submittal:7", "sync-late:submittal:8"]
+    # the dashboard's alert table: one row per alert family, with its count and example projects
+    assert [(g["alert_key"], g["count"]) for g in status["alert_groups"]] == [
+        ("disk-space-low", 1), ("sync-late:submittal:*", 2)]
+    assert "in 2 projects (" in status["alert_groups"][1]["message"]
     assert status["dead_letters"]["total"] == 1
     assert status["errors_24h"]["conflicts"] == 1
     assert status["pending"]["poll_jobs_pending"] == 1
