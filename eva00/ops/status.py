@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -196,11 +197,18 @@ ProcessLister = Callable[[], list[dict[str, Any]]]
 
 
 class StatusReader:
+    """Reads snapshots; a long-lived reader (the dashboard's, asked every 2 s by each open page)
+    re-counts the families' rows at most every ``counts_ttl_s``: counting 100k+ records scans
+    every entity table, and a count a few seconds old changes nothing an operator decides."""
+
     def __init__(self, settings: Settings, client: redis.Redis, pool: ConnectionPool, *,
                  processes: ProcessLister | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 counts_ttl_s: float = 30.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.redis, self.pool = settings, client, pool
         self.processes, self.clock = processes, clock
+        self.counts_ttl_s, self.monotonic = counts_ttl_s, monotonic
+        self._counts: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(at=self.clock())
@@ -241,8 +249,14 @@ class StatusReader:
             snap.full_sync = read_full_sync(conn, api_hosts(self.settings))
             snap.alerts = read_alerts(conn)
             snap.dead_letters = read_dead_letters(conn, snap.at)
-            snap.family_counts = read_family_counts(conn)
+            snap.family_counts = self._family_counts(conn)
         snap.pending["files_pending"] = snap.downloads["pending"]["count"]
+
+    def _family_counts(self, conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+        now = self.monotonic()
+        if self._counts is None or now - self._counts[0] >= self.counts_ttl_s:
+            self._counts = (now, read_family_counts(conn))
+        return self._counts[1]
 
     def _redis(self, snap: Snapshot) -> None:
         snap.limiter = read_limiter(self.redis, self.settings)

@@ -227,3 +227,18 @@ def test_eva00_status_prints_families_first_and_pairs_on_request(
     assert "document" in capsys.readouterr().out
     main(["--all"], settings=settings)
     assert "(4 pairs)" in capsys.readouterr().out
+
+
+def test_a_long_lived_reader_recounts_the_families_at_most_once_per_counts_ttl(
+        settings: Settings, redis_client: redis.Redis, pool: ConnectionPool) -> None:
+    ticks = [1000.0]
+    reader = StatusReader(settings, redis_client, pool, counts_ttl_s=30.0, monotonic=lambda: ticks[0])
+    assert reader.snapshot().family_counts["meetings"]["last_full_sync_at"] is None
+    with psycopg.connect(settings.effective_database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO poll_pages (poll_id, page, kind, project_id, mode, is_last, complete,"
+                     " finished_at, items, run_id) VALUES ('p-meeting', 1, 'meeting', 7, 'full', true, true,"
+                     " now(), 3, 'run-2')")
+    ticks[0] += 29.0
+    assert reader.snapshot().family_counts["meetings"]["last_full_sync_at"] is None  # counted 29 s ago
+    ticks[0] += 1.0
+    assert reader.snapshot().family_counts["meetings"]["last_full_sync_at"] is not None
