@@ -46,6 +46,11 @@ def seed_stack(database_url: str, client: redis.Redis) -> None:
                      " ('submittal', 7, 'poll_incomplete', 'retry', '{\"reason\": \"count mismatch\"}')")
         conn.execute("INSERT INTO dead_letters (stream, message_id, error)"
                      " VALUES ('eva00:pages', '1-0', 'bad')")
+        conn.execute("INSERT INTO projects (kind, procore_id, payload, payload_hash, fetched_at, source)"
+                     " VALUES ('project', 7, '{\"id\": 7}', 'h', now(), 'api'),"
+                     " ('project', 8, '{\"id\": 8}', 'h', now(), 'api')")
+        conn.execute("INSERT INTO poll_plans (kind, project_id, seed_s, interval_s, next_poll_at) VALUES"
+                     " ('rfi', 7, 300, 300, now()), ('document', 8, 300, 2400, now())")
         alerts.raise_alert(conn, "disk-space-low", "critical", "only 10% free")
         alerts.raise_alert(conn, "sync-late:submittal:7", "warning", "submittals are late")
         alerts.raise_alert(conn, "sync-late:submittal:8", "warning", "submittals are late")
@@ -94,6 +99,12 @@ def test_status_json_reports_freshness_levels_limiter_and_alerts(base_url: str) 
     assert 3 <= status["limiter"]["bucket_tokens"] <= 10
     assert sorted(a["alert_key"] for a in status["alerts"]) == [
         "disk-space-low", "sync-late:submittal:7", "sync-late:submittal:8"]
+    # the adaptive schedule per family: planned interval next to the seed's, share of the budget
+    schedule = {r["family"]: r for r in status["schedule"]}
+    assert set(schedule) == {"rfis", "documents"}
+    assert schedule["documents"]["planned_interval_s"] == 2400 and schedule["documents"]["at_seed"] == 0
+    assert schedule["rfis"]["requests_per_min"] == 0.2
+    assert schedule["rfis"]["budget_share"] == round(0.2 / 60, 3)
     # the dashboard's alert table: one row per alert family, with its count and example projects
     assert [(g["alert_key"], g["count"]) for g in status["alert_groups"]] == [
         ("disk-space-low", 1), ("sync-late:submittal:*", 2)]
