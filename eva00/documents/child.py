@@ -10,8 +10,10 @@ the cap is answered without allocating.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -25,12 +27,16 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``Limits.argv()`` passes."""
     parser.add_argument("--cpu-s", type=int, default=60)
     parser.add_argument("--memory-bytes", type=int, default=2048 * 1024 * 1024)
+    parser.add_argument("--wall-s", type=float, default=120.0)
 
 
-def apply_limits(cpu_s: int, memory_bytes: int) -> None:
-    """CPU seconds (SIGXCPU when spent) and address space (MemoryError beyond it)."""
+def apply_limits(cpu_s: int, memory_bytes: int, wall_s: float) -> None:
+    """CPU seconds (SIGXCPU when spent), address space (MemoryError beyond it) and, a little after
+    the parent's own deadline, SIGALRM: a child blocked without using CPU dies by itself even if
+    its parent was killed before it could kill the child (the child runs in a session of its own)."""
     _cap(resource.RLIMIT_CPU, cpu_s, cpu_s + 2)
     _cap(resource.RLIMIT_AS, memory_bytes, memory_bytes)
+    signal.alarm(math.ceil(wall_s) + 2)
 
 
 def _cap(which: int, soft: int, hard: int) -> None:
@@ -45,7 +51,7 @@ def serve(work: Callable[[], dict[str, Any]], args: argparse.Namespace, out_of_m
     """Apply the limits in ``args``, run ``work``, answer on stdout; the exit code."""
     # Written without allocating once memory has run out.
     no_memory = orjson.dumps({"ok": False, "error": out_of_memory}) + b"\n"
-    apply_limits(args.cpu_s, args.memory_bytes)
+    apply_limits(args.cpu_s, args.memory_bytes, args.wall_s)
     try:
         result = work()
     except MemoryError:

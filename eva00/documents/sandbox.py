@@ -50,7 +50,8 @@ class ChildUnavailable(OSError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per file: CPU seconds (SIGXCPU), address space (MemoryError beyond it), wall-clock seconds."""
+    """Per file: CPU seconds (SIGXCPU), address space (MemoryError beyond it), wall-clock seconds
+    (the parent kills the child's process group; the child also sets an alarm of its own)."""
 
     cpu_s: int = 60
     wall_s: float = 120.0
@@ -58,7 +59,8 @@ class Limits:
 
     def argv(self) -> list[str]:
         """How the worker is told (it applies them to itself; see child.py)."""
-        return ["--cpu-s", str(self.cpu_s), "--memory-bytes", str(self.memory_bytes)]
+        return ["--cpu-s", str(self.cpu_s), "--memory-bytes", str(self.memory_bytes),
+                "--wall-s", str(self.wall_s)]
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def out_of_memory(limits: Limits, work: Work) -> str:
 def _signal_reason(number: int, limits: Limits, work: Work) -> str:
     if number == signal.SIGXCPU:
         return f"{work.activity} used more than {limits.cpu_s} s of CPU time and was stopped"
+    if number == signal.SIGALRM:  # the parent was gone or late: the child's own deadline
+        return f"{work.activity} took longer than {limits.wall_s:g} s and was stopped"
     if number == signal.SIGKILL:
         return f"{work.actor} was killed (out of memory or stopped from outside)"
     try:
