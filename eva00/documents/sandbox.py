@@ -30,6 +30,9 @@ import orjson
 # another checkout of eva00 is installed in the interpreter (worktrees, tests).
 _ROOT = str(Path(__file__).resolve().parents[2])
 MIB = 1024 * 1024
+# The child's whole environment: none of the parent's (DATABASE_URL, Redis and Procore secrets
+# must not be one MuPDF bug away). No descriptor is inherited either (close_fds).
+CHILD_ENV = {"PATH": os.defpath, "LC_ALL": "C.UTF-8"}
 
 
 def worker_command(module: str) -> tuple[str, ...]:
@@ -75,7 +78,8 @@ def run_in_child(worker: Sequence[str], args: Sequence[str], limits: Limits, wor
     """Run ``worker`` with ``args`` and the limits; its result, or SandboxFailed."""
     try:
         proc = subprocess.Popen([*worker, *args, *limits.argv()], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CHILD_ENV,
+                                close_fds=True, start_new_session=True)
     except OSError as exc:  # no process to be had (fork refused): the machine's fault, not the file's
         raise ChildUnavailable(f"cannot start {work.actor}: {exc}") from exc
     try:

@@ -3,6 +3,7 @@ dies by itself, and nothing a child answers is trusted."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -61,3 +62,14 @@ def test_a_type_without_a_renderer_is_refused_without_starting_a_child(tmp_path:
 def test_text_longer_than_asked_is_cut_to_the_limit(tmp_path: Path) -> None:
     sandbox = DocumentSandbox(worker=_answering('{"ok": true, "result": {"text": "' + "a" * 50 + '"}}'))
     assert sandbox.text(tmp_path / "x.pdf", 10) == "a" * 10
+
+
+def test_the_child_gets_none_of_the_parents_environment(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://eva00:hunter2@127.0.0.1/eva00")
+    monkeypatch.setenv("PROCORE_CLIENT_SECRET", "s3cret")
+    dump = ("import json, os;"
+            " print(json.dumps({'ok': True, 'result': {'text': json.dumps(dict(os.environ))}}))")
+    seen = DocumentSandbox(worker=(sys.executable, "-c", dump)).text(tmp_path / "x.pdf", 10_000)
+    assert "hunter2" not in seen and "s3cret" not in seen
+    assert set(json.loads(seen)) <= {"PATH", "LC_ALL", "LC_CTYPE"}
