@@ -319,6 +319,20 @@ class Settings:
     storage_hosts: tuple[str, ...] = _setting(
         "EVA00_STORAGE_HOSTS", _comma_list, ("storage.procore.com",),
         "Hosts attachment links from cover sheets may be fetched from (https only).")
+    # --- untrusted documents (thumbnails, text): PyMuPDF runs in a child process per file ---
+    document_sandbox_memory_bytes: int = _setting(
+        "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES", _positive_int, 1024 * 1024 * 1024,
+        "Address space of the child that opens one PDF or image (RLIMIT_AS); beyond it the file is"
+        " quarantined.")
+    document_sandbox_cpu_s: int = _setting(
+        "EVA00_DOCUMENT_SANDBOX_CPU_S", _positive_int, 60,
+        "CPU seconds that child may use on one file (RLIMIT_CPU); beyond them the file is quarantined.")
+    document_sandbox_timeout_s: float = _setting(
+        "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S", _positive_float, 120.0,
+        "Wall-clock seconds for one file; then the child is killed and the file quarantined.")
+    image_max_pixels: int = _setting(
+        "EVA00_IMAGE_MAX_PIXELS", _positive_int, 100_000_000,
+        "Images (and images on a PDF's first page) with more pixels are quarantined undecoded.")
     # --- webhooks, dashboard, retention ---
     webhook_host: str = _setting(
         "EVA00_WEBHOOK_HOST", str, "127.0.0.1", "Address of the webhook listener.")
