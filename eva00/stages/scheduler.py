@@ -222,6 +222,12 @@ class Scheduler:
     def watch_projects(self) -> int:
         """Poll every family at once for projects that appeared since the last look."""
         current = set(self.live_project_ids())
+        if not self.known_projects and self.settings.schedule_mode == "adaptive":
+            # A restarted scheduler: projects the plan already holds are not new, so a restart
+            # does not poll every pair of every project at once past the budget.
+            with self.pool.connection() as conn:
+                self.known_projects = current & {int(r[0]) for r in conn.execute(
+                    "SELECT DISTINCT project_id FROM poll_plans WHERE project_id <> 0")}
         new = sorted(current - self.known_projects)
         self.known_projects = current
         if not new:

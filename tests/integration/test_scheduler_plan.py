@@ -168,3 +168,17 @@ def test_one_alert_when_the_budget_cannot_poll_the_active_pairs_at_their_interva
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT status FROM alerts WHERE alert_key = %s",
                             (BUDGET_ALERT,)).fetchone() == ("resolved",)
+
+
+def test_a_restarted_scheduler_polls_only_projects_its_plan_does_not_hold_yet(
+        settings: Settings, database_url: str, redis_client: redis.Redis, pool: ConnectionPool) -> None:
+    _add_project(database_url, 51)
+    clock = Clock()
+    first = _scheduler(settings, redis_client, pool, clock)
+    assert first.watch_projects() == len(PROJECT_KINDS)
+    first.tick_plan()
+    redis_client.flushdb()  # the restart lost the pending markers too
+    _add_project(database_url, 52)
+    restarted = _scheduler(settings, redis_client, pool, clock)
+    assert restarted.watch_projects() == len(PROJECT_KINDS)  # project 52's kinds only
+    assert {j.project_id for j in _jobs(redis_client)} == {52}
