@@ -304,14 +304,21 @@ class Fetcher:
 
     def _signalled_deletes(self, spec: EndpointSpec, job: PollJob, window: Window | None) -> list[int]:
         """After a poll's last page: the ids its kind's delete signal names (procore/deleted.py);
-        none when the kind has no signal or its listing was incomplete."""
+        none when the kind has no signal or its listing was incomplete. After an incomplete one
+        the next listing is not windowed, so the failed window's deletes still arrive."""
         if not deleted_listing.asked_on(spec, job.mode):
             return []
+        retry_key = keys.deleted_signal_retry_key(job.kind, job.project_id)
         listing = deleted_listing.list_deleted(
             self.client, spec, company_id=self.settings.company_id, project_id=job.project_id,
-            window=window, budget=job.budget, deadline_s=CALL_WAIT_S)
+            window=None if self.redis.exists(retry_key) else window, budget=job.budget,
+            deadline_s=CALL_WAIT_S)
         self._stats.requests += listing.requests
-        return listing.ids if listing.complete else []
+        if listing.complete:
+            self.redis.delete(retry_key)
+            return listing.ids
+        self.redis.set(retry_key, listing.reason, ex=max(1, int(self.settings.reconcile_interval_s)))
+        return []
 
     def _hidden_projects(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          listed: set[int]) -> list[int]:

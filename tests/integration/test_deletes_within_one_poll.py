@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -100,9 +101,18 @@ def test_a_failed_or_partial_delete_listing_soft_deletes_nothing(
     assert not _is_deleted(database_url, rfi_id)
     # The signal fails alone: the poll itself completed, moved its cursor, and nothing dead-lettered.
     assert cursor_after[0] > cursor_before[0] and pipeline.fetcher.stats.dead_lettered == 0
-    pipeline.scheduler.tick_family("rfis")  # the next poll's window still holds the delete
+    seq = max(e["seq"] for e in sim.ledger())
+    pipeline.scheduler.tick_family("rfis")
     pipeline.drain()
     assert _is_deleted(database_url, rfi_id)
+    # The failed window is behind the cursor now: the next listing asks the whole recycle bin.
+    bins = [e for e in sim.ledger(since_seq=seq) if e["path"].endswith("/rfis/recycle_bin")]
+    assert bins and all("updated_at" not in unquote(e["query"]) for e in bins)
+    seq = max(e["seq"] for e in sim.ledger())
+    pipeline.scheduler.tick_family("rfis")
+    pipeline.drain()
+    bins = [e for e in sim.ledger(since_seq=seq) if e["path"].endswith("/rfis/recycle_bin")]
+    assert bins and all("filters[updated_at]" in unquote(e["query"]) for e in bins), "windowed again"
 
 
 # --- the guard on the signal path (replica level) ---
