@@ -306,8 +306,8 @@ class Fetcher:
         """After a poll's last page: the ids its kind's delete signal names (procore/deleted.py);
         none when the kind has no signal or its listing was incomplete. After an incomplete one
         the next listing is not windowed, so the failed window's deletes still arrive."""
-        if not deleted_listing.asked_on(spec, job.mode):
-            return []
+        if job.run_id or not deleted_listing.asked_on(spec, job.mode):
+            return []  # a full-sync run's listings are complete: absence finds its deletes
         retry_key = keys.deleted_signal_retry_key(job.kind, job.project_id)
         listing = deleted_listing.list_deleted(
             self.client, spec, company_id=self.settings.company_id, project_id=job.project_id,

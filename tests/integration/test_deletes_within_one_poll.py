@@ -62,6 +62,11 @@ def test_deletes_made_during_churn_are_soft_deleted_by_one_quiet_poll_at_one_req
     assert set(figures.polls) == set(SIGNALLED_KINDS)
     assert figures.signal_requests == figures.polls, "one deleted listing per poll of a signalled kind"
     assert figures.extra_requests_per_poll <= 1.0
+    with psycopg.connect(pipeline.settings.effective_database_url) as conn:
+        by_signal = conn.execute("SELECT DISTINCT kind FROM sync_log WHERE action = 'soft_delete'"
+                                 " AND result = 'ok' AND detail->>'reason' = 'confirmed_deleted'").fetchall()
+    # Each kind's deletes came from its own signal (meetings too, before their listing's absence).
+    assert {row[0] for row in by_signal} == set(SIGNALLED_KINDS)
 
 
 def _rfi_deleted_upstream(sim: SimHandle, pipeline: Pipeline, database_url: str) -> tuple[int, int]:
