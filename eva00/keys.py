@@ -82,3 +82,13 @@ def webhook_debounce_key(kind: str, project_id: int | None, item_id: int | None)
     """Exists while a webhook re-fetch of this record is queued and not started: the listener sets
     it with the job, the fetcher deletes it when it starts, so one later event queues one more."""
     return f"{WEBHOOK_DEBOUNCE_PREFIX}:{kind}:{project_id or 0}:{item_id or 0}"
+
+
+# A kind's delete signal (procore/deleted.py) whose last listing was incomplete, per project: the
+# next listing ignores its poll's updated_at window, since the failed window is behind the cursor
+# by then. Expires after the reconcile interval, when the daily backstop has covered it anyway.
+DELETED_SIGNAL_RETRY_PREFIX = f"{PREFIX}:deleted:retry"
+
+
+def deleted_signal_retry_key(kind: str, project_id: int | None) -> str:
+    return f"{DELETED_SIGNAL_RETRY_PREFIX}:{kind}:{project_id or 0}"

@@ -65,10 +65,8 @@ class Differ:
         outcomes = upsert_records(conn, records) if records else []
         if page.list_hashes:
             polls.remember_list_hashes(conn, page.kind, page.project_id, page.list_hashes)
-        for procore_id in page.deleted_ids:
-            deletes.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         if page.deleted_ids:
-            deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
+            self._signalled(conn, page, fetched_at)
         for procore_id in page.missing_ids:
             self._confirm_missing(conn, page, procore_id, fetched_at)
         if page.missing_ids:
@@ -112,6 +110,18 @@ class Differ:
         for project_id, number, procore_id in numbered:
             if (project_id, number) in imported:
                 adopt_imported(conn, kind, project_id, number, procore_id)
+
+    def _signalled(self, conn: psycopg.Connection, page: PageMessage, at: datetime) -> None:
+        """Records a delete signal named (recycle bin, inactive list, a deletion field), guarded."""
+        result = deletes.soft_delete_signalled(conn, page.kind, page.project_id, page.deleted_ids,
+                                               max_ratio=self.mass_delete_ratio, at=at)
+        deletes.soft_delete_orphans(conn, page.kind, page.project_id, at)
+        if result.guard_tripped:
+            alerts.raise_alert(conn, f"mass-delete:{page.kind}:{page.project_id or 0}", "critical",
+                               f"the delete signal of {page.kind} in project {page.project_id} names"
+                               f" {result.would_delete} of {result.live} records deleted; {result.held}"
+                               " are held as delete_pending until a second signal confirms them",
+                               {"poll_id": page.poll_id})
 
     def _confirm_missing(self, conn: psycopg.Connection, page: PageMessage, procore_id: int,
                          at: datetime) -> None:
