@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "/webhooks/procore")
     reg.add_argument("--rotate-secret", action="store_true",
                      help="generate a new Authorization secret (the previous one stays accepted)")
-    reg.add_argument("--payload-version", choices=hooks.PAYLOAD_VERSIONS, default="v2.0",
-                     help="Procore payload format of the deliveries (default v2.0)")
+    reg.add_argument("--payload-version", choices=hooks.PAYLOAD_VERSIONS, default=None,
+                     help="Procore payload format of the deliveries (default: "
+                          f"{hooks.NEW_HOOK_PAYLOAD_VERSION} for a new hook, an existing hook keeps its own)")
     stat = sub.add_parser("status", help="hooks, triggers and recent deliveries")
     stat.add_argument("--deliveries", type=int, default=20, help="recent deliveries to show")
     sub.add_parser("unregister", help="delete our hooks and the stored secrets")

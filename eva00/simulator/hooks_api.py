@@ -106,20 +106,28 @@ def delete_trigger(sim: SimState, req: Request, params: dict[str, str]) -> Respo
     return Response(204, b"")
 
 
-def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+STATUS_FILTERS = ("any", "successful", "failing", "discarded")
 
+
+def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+    """Newest first, cursor paged as documented: ``page_size`` (default 100) and ``page_start``,
+    the ``event_id`` of the last item of the previous page; no page/per_page, no Total."""
     hook = _hook(sim, req, params, {})
     wanted = req.q("filters[status]") or "any"
-    found = [d for d in reversed(sim.webhooks.deliveries) if d.hook_id == hook.id
-             and (wanted == "any" or d.status == wanted)]
-    page, per_page = positive_int(req, "page", 1), min(positive_int(req, "per_page", 100), 1000)
-    chosen = found[(page - 1) * per_page:page * per_page]
-    return json_response(200, [d.to_json() for d in chosen],
-                         [("Total", str(len(found))), ("Per-Page", str(per_page))])
+    if wanted not in STATUS_FILTERS:
+        raise HttpError(400, f"filters[status] must be one of {list(STATUS_FILTERS)}")
+    page_size = min(positive_int(req, "page_size", 100), 1000)
+    start = req.q("page_start")
+    if start is not None and not start.isdigit():
+        raise HttpError(400, "page_start must be an integer")
+    with sim.webhooks.lock:
+        found = [d for d in reversed(sim.webhooks.deliveries) if d.hook_id == hook.id
+                 and d.attempts > 0 and (wanted == "any" or d.status_filter == wanted)
+                 and (start is None or d.id < int(start))]
+    return json_response(200, [d.to_json() for d in found[:page_size]])
 
 
 def resources(sim: SimState, req: Request, params: dict[str, str]) -> Response:
-
     _scope(sim, req, {})
     return json_response(200, offered_resources())
 

@@ -46,9 +46,26 @@ def ulid(now: float) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+# Procore groups its webhook resources by product; the grouping only labels the list.
+CATEGORIES = {"Projects": "Portfolio", "Company Vendors": "Directory", "Company Users": "Directory",
+              "Project Users": "Directory", "Change Events": "Construction Financials",
+              "Change Order Packages": "Construction Financials",
+              "Potential Change Orders": "Construction Financials",
+              "Prime Change Orders": "Construction Financials"}
+
+
 def offered_resources() -> list[dict[str, Any]]:
+    """The resources list as Procore documents it (WebhooksResource): the resource name is
+    ``tools``, ``except`` lists the event types that cannot be subscribed to, and ``create``,
+    ``update`` and ``delete`` name the events."""
     names = sorted(set(RESOURCE_NAMES.values()) | {"RFI Replies"})
-    return [{"name": name, "event_types": list(OFFERED.get(name, EVENT_TYPES))} for name in names]
+    return [{"api_version": "v2", "product_category": CATEGORIES.get(name, "Project Management"),
+             "tools": name, "except": [e for e in EVENT_TYPES if e not in OFFERED.get(name, EVENT_TYPES)],
+             "create": "create", "update": "update", "delete": "delete"} for name in names]
+
+
+def offered_events() -> dict[str, tuple[str, ...]]:
+    return {r["tools"]: tuple(e for e in EVENT_TYPES if e not in r["except"]) for r in offered_resources()}
 
 
 @dataclass
@@ -71,9 +88,14 @@ class Hook:
                 "created_at": iso(self.created_at), "updated_at": iso(self.updated_at)}
 
 
+# Delivery.status -> the documented ``outcome`` and ``filters[status]`` value (two vocabularies).
+OUTCOMES = {"successful": "ok", "retrying": "retried", "discarded": "discarded"}
+STATUS_FILTERS = {"successful": "successful", "retrying": "failing", "discarded": "discarded"}
+
+
 @dataclass
 class Delivery:
-    id: int
+    id: int  # the audited event id of this delivery (``event_id``), the paging cursor
     hook_id: int
     event: dict[str, Any]
     status: str = "pending"  # pending -> successful | retrying -> ... -> successful | discarded
@@ -85,12 +107,20 @@ class Delivery:
     completed_at: float | None = None
     next_attempt_at: float | None = None
 
+    @property
+    def outcome(self) -> str | None:
+        return OUTCOMES.get(self.status)
+
+    @property
+    def status_filter(self) -> str | None:
+        return STATUS_FILTERS.get(self.status)
+
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "hook_id": self.hook_id, "event_id": self.event.get("id"),
-                "status": self.status, "attempts": self.attempts, "response_status": self.response_status,
-                "response_error": self.response_error, "started_at": _maybe_iso(self.started_at),
-                "completed_at": _maybe_iso(self.completed_at),
-                "next_attempt_at": _maybe_iso(self.next_attempt_at), "payload": self.event}
+        """WebhooksDelivery: no id of its own; ``event_id`` and the event identify it."""
+        return {"event": self.event, "event_id": self.id, "outcome": self.outcome,
+                "response_body": None, "response_error": self.response_error,
+                "started_at": _maybe_iso(self.started_at), "completed_at": _maybe_iso(self.completed_at),
+                "response_status": self.response_status, "response_headers": {}}
 
 
 def _maybe_iso(epoch: float | None) -> str | None:
@@ -147,7 +177,7 @@ class Webhooks:
 
     def add_trigger(self, hook: Hook, spec: dict[str, Any]) -> dict[str, Any]:
         name, event = spec.get("resource_name"), spec.get("event_type")
-        offered = {r["name"]: r["event_types"] for r in offered_resources()}
+        offered = offered_events()
         if name not in offered or event not in offered[name]:
             raise ValueError(f"{name!r} does not offer the {event!r} event")
         if any(t["resource_name"] == name and t["event_type"] == event for t in hook.triggers):
