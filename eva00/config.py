@@ -323,7 +323,7 @@ class Settings:
         "EVA00_WEBHOOK_REQUEUE_INTERVAL_S", _positive_float, 60.0,
         "How often webhook events recorded but not yet queued are queued again.")
     webhook_jobs_per_minute: int = _setting(
-        "EVA00_WEBHOOK_JOBS_PER_MINUTE", _positive_int, 120,
+        "EVA00_WEBHOOK_JOBS_PER_MINUTE", _positive_int, 60,
         "Most single-record fetches webhooks may queue per minute; beyond it, events fold into"
         " one poll per (project, kind).")
     dashboard_port: int = _setting(

@@ -111,7 +111,8 @@ STATUS_FILTERS = ("any", "successful", "failing", "discarded")
 
 def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     """Newest first, cursor paged as documented: ``page_size`` (default 100) and ``page_start``,
-    the ``event_id`` of the last item of the previous page; no page/per_page, no Total."""
+    the ``event_id`` of the last item of the previous page; no page/per_page, no Total. A delivery
+    not attempted yet is listed (under ``any`` only) with a null outcome."""
     hook = _hook(sim, req, params, {})
     wanted = req.q("filters[status]") or "any"
     if wanted not in STATUS_FILTERS:
@@ -122,7 +123,7 @@ def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Resp
         raise HttpError(400, "page_start must be an integer")
     with sim.webhooks.lock:
         found = [d for d in reversed(sim.webhooks.deliveries) if d.hook_id == hook.id
-                 and d.attempts > 0 and (wanted == "any" or d.status_filter == wanted)
+                 and (wanted == "any" or d.status_filter == wanted)
                  and (start is None or d.id < int(start))]
     return json_response(200, [d.to_json() for d in found[:page_size]])
 

@@ -88,7 +88,8 @@ class Hook:
                 "created_at": iso(self.created_at), "updated_at": iso(self.updated_at)}
 
 
-# Delivery.status -> the documented ``outcome`` and ``filters[status]`` value (two vocabularies).
+# Delivery.status -> the documented ``outcome`` and ``filters[status]`` value (two vocabularies);
+# pending (not attempted yet) has neither.
 OUTCOMES = {"successful": "ok", "retrying": "retried", "discarded": "discarded"}
 STATUS_FILTERS = {"successful": "successful", "retrying": "failing", "discarded": "discarded"}
 

@@ -18,6 +18,10 @@ import requests
 from eva00.simulator.testing import SimHandle
 
 HOOKS = "/rest/v1.0/webhooks/hooks"
+# WebhooksResource and WebhooksDelivery as the published spec declares them (procore-oas.md).
+RESOURCE_FIELDS = ("api_version", "product_category", "tools", "except", "create", "update", "delete")
+DELIVERY_FIELDS = ("event", "event_id", "outcome", "response_body", "response_error", "started_at",
+                   "completed_at", "response_status", "response_headers")
 
 
 class Listener:
@@ -142,7 +146,8 @@ def test_triggers_a_resource_does_not_offer_are_refused(sim: SimHandle) -> None:
         headers=headers,
         timeout=30,
     ).json()
-    assert {"name": "Projects", "event_types": ["create", "update"]} in offered
+    projects = next(item for item in offered if item["tools"] == "Projects")
+    assert projects["except"] == ["delete"] and set(projects) == set(RESOURCE_FIELDS)
     refused = requests.post(
         f"{sim.api_base}{HOOKS}/{hook_id}/triggers",
         headers=headers,
@@ -203,24 +208,17 @@ def test_failed_deliveries_are_retried_with_backoff_and_recorded(sim: SimHandle,
     sim.mutate("create", "rfi")
     wait_for(lambda: len(listener.received) == 3)
     assert len({body for _, body in listener.received}) == 1
-    deliveries = requests.get(
-        f"{sim.api_base}{HOOKS}/{hook_id}/deliveries",
-        headers=headers,
-        timeout=30,
-        params={"company_id": sim.company_id, "filters[status]": "any"},
-    )
-    wait_for(
-        lambda: (
-            requests.get(
-                f"{sim.api_base}{HOOKS}/{hook_id}/deliveries",
-                headers=headers,
-                timeout=30,
-                params={"company_id": sim.company_id},
-            ).json()[0]["status"]
-            == "successful"
-        )
-    )
-    assert deliveries.status_code == 200 and deliveries.json()[0]["attempts"] >= 2
+
+    def listed() -> list[dict[str, Any]]:
+        answer = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}/deliveries", headers=headers,
+                              timeout=30, params={"company_id": sim.company_id, "filters[status]": "any"})
+        assert answer.status_code == 200
+        return list(answer.json())
+
+    wait_for(lambda: listed()[0]["outcome"] == "ok")
+    [delivery] = listed()
+    assert set(delivery) == set(DELIVERY_FIELDS) and delivery["response_status"] == 200
+    assert delivery["event"] == listener.events()[0]
 
 
 def test_a_refused_destination_is_retried_until_it_listens(sim: SimHandle) -> None:
@@ -236,7 +234,7 @@ def test_a_refused_destination_is_retried_until_it_listens(sim: SimHandle) -> No
             timeout=30,
             params={"company_id": sim.company_id},
         ).json()
-        return bool(found) and found[0]["attempts"] >= 2 and found[0]["status"] == "retrying"
+        return bool(found) and found[0]["outcome"] == "retried" and found[0]["response_error"] is not None
 
     wait_for(retrying)
 
@@ -290,3 +288,29 @@ def test_project_hooks_only_hear_their_project(sim: SimHandle, listener: Listene
     wait_for(lambda: len(listener.received) == 1)
     time.sleep(0.3)
     assert [e["project_id"] for e in listener.events()] == [projects[0]]
+
+
+def test_deliveries_page_by_page_size_and_the_last_event_id_of_the_previous_page(
+        sim: SimHandle, listener: Listener) -> None:
+    headers = sim.headers()
+    hook_id = register(sim, headers, listener.url)
+    sim.mutate("create", "rfi", count=5)
+    wait_for(lambda: len(listener.received) == 5)
+
+    def page(**params: Any) -> list[dict[str, Any]]:
+        answer = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}/deliveries", headers=headers, timeout=30,
+                              params={"company_id": sim.company_id, **params})
+        assert answer.status_code == 200 and "Total" not in answer.headers
+        return list(answer.json())
+
+    wait_for(lambda: len(page(**{"filters[status]": "successful"})) == 5)
+    first = page(page_size=2)
+    second = page(page_size=2, page_start=first[-1]["event_id"])
+    third = page(page_size=2, page_start=second[-1]["event_id"])
+    ids = [d["event_id"] for d in first + second + third]
+    assert [len(first), len(second), len(third)] == [2, 2, 1]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 5  # newest first, none twice
+    assert page(**{"filters[status]": "discarded"}) == []
+    refused = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}/deliveries", headers=headers, timeout=30,
+                           params={"company_id": sim.company_id, "filters[status]": "successfull"})
+    assert refused.status_code == 400
