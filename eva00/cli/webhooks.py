@@ -131,7 +131,7 @@ def cmd_status(api: hooks.HooksApi, deliveries: int) -> int:
         hook = item.hook
         print(f"hook {hook.get('id')}: {hook.get('destination_url')} "
               f"(payload {hook.get('api_version', '?')}, namespace {api.namespace})")
-        names = sorted(f"{t.get('resource_name')} {t.get('event_type')}" for t in item.triggers)
+        names = sorted(f"{t.get('resource_name')} {str(t.get('event_type')).lower()}" for t in item.triggers)
         print(f"  {len(names)} triggers: {', '.join(names)}")
         outcomes = Counter(_outcome(d) for d in item.deliveries)
         summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))

@@ -1,5 +1,6 @@
 """The webhooks API on the API host: hooks (company or project scope), their triggers, their
-deliveries, and the list of resources that offer events."""
+deliveries, and the list of resources that offer events, in the shapes of Procore's published spec
+(WebhooksHook, WebhooksTrigger, WebhooksDelivery, WebhooksResource)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,6 @@ def create_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response
     except ValueError as exc:
         raise HttpError(422, str(exc)) from None
     return json_response(201, hook.to_json())
-
-
-def show_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
-    return json_response(200, _hook(sim, req, params, {}).to_json())
 
 
 def update_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
@@ -141,9 +138,8 @@ Handler = Callable[["SimState", Request, dict[str, str]], Response]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", _c("/hooks"), list_hooks),
     ("POST", _c("/hooks"), create_hook),
-    ("GET", _c(r"/hooks/(?P<hook>\d+)"), show_hook),
+    # The spec has no GET (nor PUT) of one hook: /hooks/{id} is PATCH and DELETE only.
     ("PATCH", _c(r"/hooks/(?P<hook>\d+)"), update_hook),
-    ("PUT", _c(r"/hooks/(?P<hook>\d+)"), update_hook),
     ("DELETE", _c(r"/hooks/(?P<hook>\d+)"), delete_hook),
     ("GET", _c(r"/hooks/(?P<hook>\d+)/triggers"), list_triggers),
     ("POST", _c(r"/hooks/(?P<hook>\d+)/triggers"), create_trigger),

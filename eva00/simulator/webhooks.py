@@ -82,10 +82,11 @@ class Hook:
     triggers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """WebhooksHook, the fields the spec declares."""
         return {"id": self.id, "namespace": self.namespace, "api_version": self.api_version,
                 "destination_url": self.destination_url, "destination_headers": self.destination_headers,
                 "owned_by_company_id": self.company_id, "owned_by_project_id": self.project_id,
-                "created_at": iso(self.created_at), "updated_at": iso(self.updated_at)}
+                "owned_by_user_id": 300_001}
 
 
 # Delivery.status -> the documented ``outcome`` and ``filters[status]`` value (two vocabularies);
@@ -122,6 +123,11 @@ class Delivery:
                 "response_body": None, "response_error": self.response_error,
                 "started_at": _maybe_iso(self.started_at), "completed_at": _maybe_iso(self.completed_at),
                 "response_status": self.response_status, "response_headers": {}}
+
+
+def _matches(trigger: dict[str, Any], resource_name: Any, event_type: Any) -> bool:
+    return bool(trigger["resource_name"] == resource_name
+                and trigger["event_type"] == str(event_type).upper())
 
 
 def _maybe_iso(epoch: float | None) -> str | None:
@@ -181,10 +187,12 @@ class Webhooks:
         offered = offered_events()
         if name not in offered or event not in offered[name]:
             raise ValueError(f"{name!r} does not offer the {event!r} event")
-        if any(t["resource_name"] == name and t["event_type"] == event for t in hook.triggers):
+        if any(_matches(t, name, event) for t in hook.triggers):
             raise ValueError("this trigger already exists")
-        trigger = {"id": next(self._ids), "resource_name": name, "event_type": event,
-                   "api_version": hook.api_version, "created_at": iso(self.clock())}
+        # WebhooksTrigger: created with a lowercase event type, listed with the spec's uppercase enum.
+        trigger = {"id": next(self._ids), "webhook_hook_id": hook.id, "resource_name": name,
+                   "resource_id": None, "event_type": str(event).upper(),
+                   "company_id": hook.company_id, "project_id": hook.project_id, "user_id": 300_001}
         hook.triggers.append(trigger)
         return trigger
 
@@ -201,8 +209,7 @@ class Webhooks:
             for hook in hooks:
                 if hook.project_id is not None and hook.project_id != change.project_id:
                     continue
-                if any(t["resource_name"] == name and t["event_type"] == change.event_type
-                       for t in hook.triggers):
+                if any(_matches(t, name, change.event_type) for t in hook.triggers):
                     self._enqueue(hook, self._event(hook, change, name, resource_id))
 
     def _event(self, hook: Hook, change: Change, name: str, resource_id: int) -> dict[str, Any]:

@@ -114,13 +114,16 @@ def test_hooks_and_triggers_can_be_listed_changed_and_deleted(sim: SimHandle) ->
         json={"company_id": sim.company_id, "hook": {"api_version": "v4.0"}},
     )
     assert patched.json()["api_version"] == "v4.0"
+    one = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}", params=params, headers=headers, timeout=30)
+    assert one.status_code in (404, 405)  # the published spec has no GET of one hook
     triggers = requests.get(
         f"{sim.api_base}{HOOKS}/{hook_id}/triggers", params=params, headers=headers, timeout=30
     ).json()
     assert {(t["resource_name"], t["event_type"]) for t in triggers} == {
-        ("RFIs", "create"),
-        ("RFIs", "update"),
+        ("RFIs", "CREATE"),  # WebhooksTrigger's enum is uppercase
+        ("RFIs", "UPDATE"),
     }
+    assert all(t["webhook_hook_id"] == hook_id and t["company_id"] == sim.company_id for t in triggers)
     gone = requests.delete(
         f"{sim.api_base}{HOOKS}/{hook_id}/triggers/{triggers[0]['id']}",
         params=params,
