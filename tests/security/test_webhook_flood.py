@@ -8,10 +8,12 @@ delete past the guard."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,8 +24,10 @@ from psycopg_pool import ConnectionPool
 from eva00 import keys
 from eva00.config import SIM_COMPANY_ID, Settings
 from eva00.messages import PollJob, PollMode, decode
+from eva00.proof.pipeline_local import LocalPipeline
 from eva00.replica import deletes
 from eva00.replica.records import FetchedRecord, upsert_records
+from eva00.simulator.testing import SimHandle
 from eva00.webhooks.events import parse
 from eva00.webhooks.intake import Intake
 from eva00.webhooks.options import WebhookOptions
@@ -166,3 +170,32 @@ def test_a_forged_delete_never_outranks_a_guard_flag_already_set_by_a_listing(
                                              at=FETCHED + timedelta(hours=2))
     assert (second.guard_tripped, second.deleted, second.held) == (True, 2, 8)
     assert live_rfis(pool) == ids[:8]
+
+
+def test_events_over_the_cap_are_fetched_by_the_poll_they_fold_into(
+        sim_factory: Callable[..., SimHandle], make_pipeline: Callable[[SimHandle], LocalPipeline],
+        redis_client: redis.Redis) -> None:
+    sim = sim_factory(projects=2, items=60)
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    changed = sim.mutate("update", "rfi", count=20, same_second=False)
+    time.sleep(1.05)  # Procore's Date has whole seconds: the poll's window must reach past the changes
+    options = dataclasses.replace(WebhookOptions.from_settings(pipeline.settings), jobs_per_minute=3)
+    intake = Intake(options, redis_client, pipeline.pool)
+    seq = max(entry["seq"] for entry in sim.ledger())
+    results = Counter(intake.accept(parse(event(c["id"], project_id=c["project_id"]))).result
+                      for c in changed)
+    assert results["enqueued"] == 3 and results["folded"] == 17
+    pipeline.drain()
+    requests = [e for e in sim.ledger(since_seq=seq) if e["host"] == "api"]
+    listings = Counter(e["path"] for e in requests if e["path"].endswith("/rfis"))
+    projects = {c["project_id"] for c in changed}
+    # One listing per project (the folded poll), whatever the number of events folded into it.
+    assert listings == Counter({f"/rest/v1.0/projects/{p}/rfis": 1 for p in projects})
+    assert len(requests) < len(changed)
+    truth = {r["id"]: r["payload_hash"] for r in sim.truth(["rfi"])["records"]}
+    with pipeline.pool.connection() as conn:
+        replica = dict(conn.execute("SELECT procore_id, payload_hash FROM rfis WHERE procore_id = ANY(%s)",
+                                    ([c["id"] for c in changed],)).fetchall())
+    assert replica == {c["id"]: truth[c["id"]] for c in changed}
+    assert list(redis_client.scan_iter(match=keys.JOB_PENDING_PREFIX + ":*")) == []  # polls ended
