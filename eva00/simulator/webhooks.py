@@ -32,7 +32,8 @@ from eva00.simulator.clock import iso
 from eva00.simulator.mutations import Change
 from eva00.simulator.options import SimOptions
 
-VERSIONS = ("v2.0", "v3.0", "v4.0")
+# Procore's own example creates a hook with "v2": the short form is accepted and kept as given.
+VERSIONS = ("v2.0", "v3.0", "v4.0", "v2", "v3", "v4")
 EVENT_TYPES = ("create", "update", "delete")
 # Resources offering only some events (the rest offer create, update and delete).
 OFFERED = {"Projects": ("create", "update"), "Company Vendors": ("create", "update"),
@@ -219,7 +220,7 @@ class Webhooks:
         meta = {"source_user_id": user, "source_project_id": change.project_id,
                 "source_company_id": hook.company_id, "source_operation_id": None,
                 "source_application_id": None}
-        if hook.api_version == "v4.0":
+        if hook.api_version.startswith("v4"):
             return {"id": ulid(now), "timestamp": stamp, "reason": change.event_type,
                     "company_id": str(hook.company_id),
                     "project_id": None if change.project_id is None else str(change.project_id),
@@ -230,7 +231,7 @@ class Webhooks:
                  "user_id": user, "company_id": hook.company_id, "project_id": change.project_id,
                  "api_version": hook.api_version, "event_type": change.event_type,
                  "resource_name": name, "resource_id": resource_id}
-        if hook.api_version == "v3.0":
+        if hook.api_version.startswith("v3"):
             event["related_resources"] = []
         return event
 

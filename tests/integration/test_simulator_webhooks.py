@@ -184,8 +184,10 @@ def test_each_change_is_delivered_once_with_the_configured_authorization(
     assert isinstance(first["id"], int) and first["api_version"] == "v2.0"
 
 
-def test_v4_hooks_get_string_ids_reason_and_resource_type(sim: SimHandle, listener: Listener) -> None:
-    register(sim, sim.headers(), listener.url, version="v4.0")
+@pytest.mark.parametrize("version", ["v4.0", "v4"])
+def test_v4_hooks_get_string_ids_reason_and_resource_type(
+        sim: SimHandle, listener: Listener, version: str) -> None:
+    register(sim, sim.headers(), listener.url, version=version)
     made = sim.mutate("update", "rfi")[0]
     wait_for(lambda: len(listener.received) == 1)
     event = listener.events()[0]
