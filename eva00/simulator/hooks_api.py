@@ -41,10 +41,11 @@ def _hook(sim: SimState, req: Request, params: dict[str, str], body: dict[str, A
 
 def list_hooks(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     company, project = _scope(sim, req, {})
-    namespace = req.q("namespace")
+    namespace, version = req.q("namespace"), req.q("api_version")
     hooks = [h.to_json() for h in sim.webhooks.hooks.values()
              if h.company_id == company and h.project_id == project
-             and (namespace is None or h.namespace == namespace)]
+             and (namespace in (None, "*") or h.namespace == namespace)  # "*": every namespace
+             and (version is None or h.api_version == version)]
     return json_response(200, hooks)
 
 

@@ -107,6 +107,10 @@ def test_hooks_and_triggers_can_be_listed_changed_and_deleted(sim: SimHandle) ->
         sim.api_base + HOOKS, params={**params, "namespace": "eva-sync"}, headers=headers, timeout=30
     ).json()
     assert [h["id"] for h in listed] == [hook_id] and listed[0]["api_version"] == "v2.0"
+    for query, found in (({"namespace": "*"}, [hook_id]), ({"namespace": "other"}, []),
+                         ({"api_version": "v4.0"}, []), ({"api_version": "v2.0"}, [hook_id])):
+        answer = requests.get(sim.api_base + HOOKS, params={**params, **query}, headers=headers, timeout=30)
+        assert [h["id"] for h in answer.json()] == found, query
     patched = requests.patch(
         f"{sim.api_base}{HOOKS}/{hook_id}",
         headers=headers,
