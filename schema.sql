@@ -209,6 +209,13 @@ BEGIN
                            family.entity_table || '_project_number', family.entity_table);
         END IF;
 
+        -- Who raised delete_pending: 'listing' (a complete listing missed the row and the guard
+        -- held it) or 'webhook' (a delete event, unauthenticated in substance: Procore signs
+        -- nothing). Only a listing's flag is the mass-delete guard's second signal
+        -- (eva00/replica/deletes.py). Read only while delete_pending is true.
+        EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS delete_pending_source text',
+                       family.entity_table);
+
         PERFORM eva00_protect(family.entity_table::regclass, 'set is_deleted instead');
         EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %I'
                        ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT'
@@ -356,6 +363,9 @@ CREATE TABLE IF NOT EXISTS webhook_events (
         CHECK (status IN ('received', 'enqueued', 'ignored', 'processed')),
     detail text
 );
+-- An authenticated body that could not be parsed or stored as JSON (bad JSON, an unknown payload
+-- version, NUL characters jsonb refuses): kept escaped and truncated, the reason in detail.
+ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS raw_body text;
 -- Events a crash left unfinished, for the intake's requeue.
 CREATE INDEX IF NOT EXISTS webhook_events_received
     ON webhook_events (received_at) WHERE status = 'received';

@@ -355,6 +355,10 @@ class Settings:
     webhook_requeue_interval_s: float = _setting(
         "EVA00_WEBHOOK_REQUEUE_INTERVAL_S", _positive_float, 60.0,
         "How often webhook events recorded but not yet queued are queued again.")
+    webhook_jobs_per_minute: int = _setting(
+        "EVA00_WEBHOOK_JOBS_PER_MINUTE", _positive_int, 60,
+        "Most single-record fetches webhooks may queue per minute; beyond it, events fold into"
+        " one poll per (project, kind).")
     dashboard_port: int = _setting(
         "EVA00_DASHBOARD_PORT", _port, 8403, "Port of the dashboard (127.0.0.1 only).")
     dashboard_hosts: tuple[str, ...] = _setting(

@@ -65,6 +65,8 @@ JOB_PENDING_PREFIX = f"{PREFIX}:job:pending"
 # under this PREFIX, so tests and benchmarks can give a limiter a prefix of its own.)
 # Webhook debounce: one key per resource while a re-fetch is already queued.
 WEBHOOK_DEBOUNCE_PREFIX = f"{PREFIX}:webhook:debounce"
+# Webhook flood cap: single-record jobs queued by webhooks in one clock minute (INCR, short TTL).
+WEBHOOK_JOBS_MINUTE_PREFIX = f"{PREFIX}:webhook:jobs"
 # Download slots shared by every downloader process: a sorted set of holder -> lease expiry.
 DOWNLOAD_SLOTS = f"{PREFIX}:files:slots"
 
@@ -76,6 +78,11 @@ def file_stream(priority: int) -> str:
 
 def job_pending_key(kind: str, project_id: int | None) -> str:
     return f"{JOB_PENDING_PREFIX}:{kind}:{project_id or 0}"
+
+
+def webhook_jobs_minute_key(minute: int) -> str:
+    """Counts the webhook ITEM jobs queued in this minute (epoch seconds // 60)."""
+    return f"{WEBHOOK_JOBS_MINUTE_PREFIX}:{minute}"
 
 
 def webhook_debounce_key(kind: str, project_id: int | None, item_id: int | None) -> str:

@@ -374,7 +374,7 @@ def check_webhook(ctx: Context) -> CheckResult:
             return CheckResult("webhook", Status.WARN, f"no hook in namespace {NAMESPACE}: changes"
                                " arrive by polling only", "expose the listener (docs/cloudflare-tunnel.md),"
                                " then `eva00 webhooks register --url https://.../webhooks/procore`")
-        return judge_deliveries(hooks[0], api.deliveries(int(hooks[0]["id"]), per_page=10))
+        return judge_deliveries(hooks[0], api.deliveries(int(hooks[0]["id"]), limit=10))
     except ApiError as exc:
         return CheckResult("webhook", Status.WARN, f"the webhooks API did not answer: {exc}",
                            "give the app the webhooks permission in Procore; polling keeps the"

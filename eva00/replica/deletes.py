@@ -54,10 +54,11 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     Mass-delete guard: when more than ``max_ratio`` of the live rows would go, and more than
     MASS_DELETE_FLOOR of them, one listing is not trusted (an empty or truncated listing from
     Procore looks exactly like that): the refusal is logged and the rows are only flagged
-    ``delete_pending``. A row missing while already pending (flagged by an earlier complete
-    listing, or by a delete webhook) has two independent signals and is deleted, guard or not;
-    so a single bad listing deletes nothing, and real deletes land one listing later instead of
-    never. A later fetch that sees a pending row alive clears the flag. Rows fetched at or after
+    ``delete_pending``. A row missing while already pending from an earlier complete listing has
+    two independent signals and is deleted, guard or not; so a single bad listing deletes nothing,
+    and real deletes land one listing later instead of never. A flag raised by a delete webhook is
+    no such signal (anyone holding the webhook secret can send one for every id): those rows count
+    as unconfirmed here. A later fetch that sees a pending row alive clears the flag. Rows fetched at or after
     ``at`` were seen alive later than the listing and are never deleted by it.
     """
     table = checked_table(kind, project_id)
@@ -76,7 +77,8 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
                                 (kind, project_id, *range_args)).fetchone()
         live = int(live_row[0]) if live_row else 0
         rows = conn.execute(scoped(
-            table, "SELECT procore_id, delete_pending FROM {table} t WHERE " + SCOPE + " AND NOT is_deleted"
+            table, "SELECT procore_id, delete_pending AND delete_pending_source IS NOT DISTINCT FROM"
+            " 'listing' FROM {table} t WHERE " + SCOPE + " AND NOT is_deleted"
             + in_range + " AND fetched_at < %s AND NOT EXISTS (SELECT 1 FROM unnest(%b::bigint[]) AS s (id)"
             " WHERE s.id = t.procore_id) ORDER BY procore_id FOR NO KEY UPDATE"),
             (kind, project_id, *range_args, at, list(seen_ids))).fetchall()
@@ -149,8 +151,9 @@ def _flag_delete_pending(conn: psycopg.Connection[Any], table: str, kind: str, p
     if not procore_ids:
         return 0
     rows = conn.execute(scoped(
-        table, "UPDATE {table} SET delete_pending = true WHERE " + SCOPE
-        + " AND procore_id = ANY(%b::bigint[]) AND NOT is_deleted AND NOT delete_pending"
+        table, "UPDATE {table} SET delete_pending = true, delete_pending_source = 'listing' WHERE "
+        + SCOPE + " AND procore_id = ANY(%b::bigint[]) AND NOT is_deleted AND (NOT delete_pending"
+        " OR delete_pending_source IS DISTINCT FROM 'listing')"
         " RETURNING procore_id, payload_hash"), (kind, project_id, list(procore_ids))).fetchall()
     if rows:
         synclog.insert_log(conn, [(kind, int(procore_id), project_id, "delete_pending", "ok", str(digest),
@@ -220,8 +223,8 @@ def mark_delete_pending(conn: psycopg.Connection[Any], kind: str, project_id: in
     """A delete webhook arrived: flag the live row until a fetch confirms or refutes it."""
     table = checked_table(kind, project_id)
     row = conn.execute(scoped(
-        table, "UPDATE {table} SET delete_pending = true WHERE " + SCOPE + " AND procore_id = %s"
-        " AND NOT is_deleted AND NOT delete_pending RETURNING payload_hash"),
+        table, "UPDATE {table} SET delete_pending = true, delete_pending_source = 'webhook' WHERE "
+        + SCOPE + " AND procore_id = %s AND NOT is_deleted AND NOT delete_pending RETURNING payload_hash"),
         (kind, project_id, procore_id)).fetchone()
     if row is None:
         return False
