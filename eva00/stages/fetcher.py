@@ -34,9 +34,10 @@ from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, require_known_kind
 from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
-from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
+from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, UnexpectedShape
 from eva00.procore.http import ProcoreClient
 from eva00.procore.paging import Page, Window, page_params, parse_page
+from eva00.procore.shapes import show_record
 from eva00.replica import cursors, polls, synclog
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
@@ -109,6 +110,8 @@ class Fetcher:
                 return self._dispatch(conn, spec, job, stream)
             except ProcoreRequestFailed as exc:
                 return self._refused(conn, job, exc)
+            except UnexpectedShape as exc:
+                return self._unreadable(conn, job, exc)
             except ProcoreUnavailable as exc:
                 # Waiting here keeps the job's delivery count for real failures, not outages.
                 if time.monotonic() + exc.delay_s > deadline or self.stop_requested():
@@ -338,12 +341,7 @@ class Fetcher:
                 return None  # deleted between list and show: reconciliation will see it
             raise
         self._observe_server_time(response.headers.get("Date"))
-        if isinstance(body, dict) and "data" in body and isinstance(body["data"], dict):
-            body = body["data"]
-        if not isinstance(body, dict):
-            raise ProcoreUnavailable(f"{spec.kind} show answered {type(body).__name__}",
-                                     delay_s=self.settings.bad_answer_retry_s)
-        return body
+        return show_record(body, endpoint=f"GET {spec.show_path}")
 
     def _fetch_item(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
         assert job.item_id is not None
@@ -377,6 +375,18 @@ class Fetcher:
             alerts.raise_alert(conn, f"project-forbidden:{job.project_id}", "warning",
                                f"Procore refuses project {job.project_id} (403): check the service"
                                " account's permissions; its records are kept as they are")
+        return []
+
+    def _unreadable(self, conn: psycopg.Connection, job: PollJob, exc: UnexpectedShape) -> list[Outgoing]:
+        """An answer we cannot read: recorded with its endpoint and a sample, the (project, kind)
+        fails for the run (the ledger settles its other jobs at once), nothing is deleted."""
+        self._stats.refused = str(exc)[:300]
+        synclog.log_sync(conn, job.kind, job.project_id, "unreadable_answer",
+                         {"endpoint": exc.endpoint, "sample": exc.sample, "poll_id": job.poll_id},
+                         result="failed")
+        alerts.raise_alert(conn, f"unreadable:{job.kind}", "warning",
+                           f"Procore answered {exc.endpoint} in a shape the sync cannot read; {job.kind}"
+                           " is not synced until the client reads it", {"sample": exc.sample})
         return []
 
     @staticmethod
