@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eva00.procore.endpoints import EndpointSpec, Envelope, Scope, endpoint_for
 from eva00.errors import Retryable, Unreadable
+from eva00.procore.endpoints import EndpointSpec, Envelope, Scope, endpoint_for
 from eva00.procore.errors import UnexpectedShape
 from eva00.procore.paging import Window, normalise_ids, page_params, parse_page
 

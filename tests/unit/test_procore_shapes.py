@@ -32,8 +32,9 @@ def test_each_declared_list_form_is_read_into_its_records(body: object, expected
 def test_any_other_form_is_unreadable_with_the_endpoint_and_a_short_sample(body: object) -> None:
     with pytest.raises(UnexpectedShape) as caught:
         list_records(body, endpoint="GET /rest/v1.1/projects/{project_id}/meetings")
-    assert caught.value.endpoint == "GET /rest/v1.1/projects/{project_id}/meetings"
-    assert str(caught.value).startswith("unreadable answer from GET /rest/v1.1/projects/{project_id}/meetings")
+    endpoint = "GET /rest/v1.1/projects/{project_id}/meetings"
+    assert caught.value.endpoint == endpoint
+    assert str(caught.value).startswith(f"unreadable answer from {endpoint}")
     assert caught.value.sample
 
 
