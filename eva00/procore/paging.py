@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,24 @@ def unwrap(spec: EndpointSpec, body: Any) -> list[dict[str, Any]]:
     """The records of an answer in any form the spec declares (shapes.py), string ids made ints.
     An answer of another shape raises UnexpectedShape (never retried within a run)."""
     return [normalise_ids(item) for item in list_records(body, endpoint=f"GET {spec.path}")]
+
+
+def every_id(get: Callable[[dict[str, str]], tuple[Any, Mapping[str, str]]], fixed: Mapping[str, str], *,
+             endpoint: str, per_page: int = 1000) -> list[int]:
+    """The ids of every page of a small list (the parents listed before their children); ``get``
+    answers one page's (body, headers) for its query."""
+    ids: list[int] = []
+    page = 1
+    while True:
+        body, headers = get({**fixed, "page": str(page), "per_page": str(per_page)})
+        records = list_records(body, endpoint=endpoint)
+        ids += [int(record["id"]) for record in records]
+        total = _int(headers.get("Total"))
+        size = _int(headers.get("Per-Page")) or per_page
+        if (len(records) < size or (total is not None and len(ids) >= total)
+                or 'rel="next"' not in headers.get("Link", 'rel="next"')):
+            return ids
+        page += 1
 
 
 def normalise_ids(record: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,9 @@ MASS_DELETE_FLOOR = 1
 # Kinds listed per parent record: (child kind, parent kind, the child's field naming its parent).
 # A parent deleted upstream takes its children along (its listing answers 404 from then on).
 CHILDREN: tuple[tuple[str, str, str], ...] = (("drawing", "drawing_area", "drawing_area_id"),)
-PARENT_FIELD = {child: field for child, _parent, field in CHILDREN}
+# Spec-section revisions are listed one division at a time (divisions are no kind of the replica).
+PARENT_FIELD = {**{child: field for child, _parent, field in CHILDREN},
+                "spec_section_revision": "specification_section_division_id"}
 
 
 @dataclass(frozen=True)

@@ -156,12 +156,19 @@ def spec_section(w: World, ctx: dict[str, Any]) -> Draft:
     division = w.rng.randint(1, 33)
     return Draft({"number": f"{division:02d} {w.rng.randint(10, 99)} {w.rng.randint(0, 9)}0",
                   "description": w.words(3), "label": None, "current_revision_id": None,
-                  "specification_section_division_id": division, "specification_set_id": 1})
+                  "specification_section_division_id": division_id(ctx["project_id"], division),
+                  "specification_set_id": 1})
+
+
+def division_id(project_id: int | None, division: int) -> int:
+    """Divisions are per project (the spec lists them per project): ids unique across projects."""
+    return 90_000_000 + (project_id or 0) * 100 + division
 
 
 def spec_section_revision(w: World, ctx: dict[str, Any]) -> Draft:
     made = w.new_file("pdf", f"Spec {ctx['section']['number']} rev {ctx.get('revision', 0)}")
     return Draft({"specification_section_id": ctx["section"]["id"], "revision": str(ctx.get("revision", 0)),
+                  "specification_section_division_id": ctx["division_id"], "number": ctx["section"]["number"],
                   "description": ctx["section"]["description"], "issued_date": day(ctx["created"]),
                   "received_date": day(ctx["created"]), "url": made["url"], "file_size": made["size"]})
 

@@ -19,7 +19,7 @@ import email.utils
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -36,7 +36,7 @@ from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, UnexpectedShape
 from eva00.procore.http import ProcoreClient
-from eva00.procore.paging import Page, Window, page_params, parse_page
+from eva00.procore.paging import Page, Window, every_id, page_params, parse_page
 from eva00.procore.shapes import show_record
 from eva00.replica import cursors, polls, synclog
 from eva00.runtime import alerts
@@ -195,7 +195,10 @@ class Fetcher:
 
     def _fan_out_parents(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          stream: str) -> list[Outgoing]:
-        """Drawings are listed per drawing area: one job per stored area, no API call."""
+        """Drawings are listed per drawing area: one job per stored area, no API call. Parents
+        that are no kind of ours (spec divisions) are listed from the API instead."""
+        if spec.parent_listing is not None:
+            return [(stream, replace(job, parent_id=parent)) for parent in self._listed_parents(spec, job)]
         parent_kind = spec.parent_kind or ""
         parent_table = KIND_TABLE[parent_kind]
         rows = conn.execute(
@@ -300,6 +303,17 @@ class Fetcher:
                 items.append(shown)
                 changed_hashes[key] = hashes[key]
         return items, deleted, changed_hashes
+
+    def _listed_parents(self, spec: EndpointSpec, job: PollJob) -> list[int]:
+        path, fixed = spec.parent_listing_request(company_id=self.settings.company_id,
+                                                  project_id=job.project_id)
+
+        def get(params: dict[str, str]) -> tuple[Any, Mapping[str, str]]:
+            self._stats.requests += 1
+            body, response = self.client.get_json(path, budget=job.budget, params=params,
+                                                  endpoint=f"{spec.kind}:parents", deadline_s=CALL_WAIT_S)
+            return body, response.headers
+        return every_id(get, fixed, endpoint=f"GET {path}")
 
     def _hidden_projects(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          listed: set[int]) -> list[int]:

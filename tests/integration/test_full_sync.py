@@ -89,7 +89,7 @@ def test_redis_wiped_mid_run_resumes_without_refetching_committed_pages(
         sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str,
         redis_client: redis.Redis) -> None:
     h = harness(sim)
-    run = h.run(h.sync.start(None, ALL_PHASES), stop_after=120)
+    run = h.run(h.sync.start(None, ALL_PHASES), stop_after=100)  # mid phase 3, not at a phase boundary
     assert run.status == "running"
     redis_client.flushall()
     h2 = harness(sim)
