@@ -150,7 +150,9 @@ _SPECS = (
     _spec("drawing_set", P + "/drawing_sets", supports_updated_at=False),
     # Obsolete revisions are listed only when asked: without them a full listing would look as if
     # the revisions of an obsoleted drawing were deleted.
-    _spec("drawing_revision", P + "/drawing_revisions", query={"with_obsolete": "true"}),
+    # The spec declares no updated_at filter here: listed whole each poll (which also finds deletes).
+    _spec("drawing_revision", P + "/drawing_revisions", query={"with_obsolete": "true"},
+          supports_updated_at=False),
     _spec("image", "/rest/v1.0/images", query=BY_PROJECT),
     _spec("image_category", "/rest/v1.0/image_categories", query=BY_PROJECT, supports_updated_at=False),
     _spec("document", P + "/documents",

@@ -59,7 +59,7 @@ LISTS = [
               "area"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_revisions", ListSpec(
         "drawing_revision", deleted_param=("filters[deleted]", {"only": "deleted", "true": "all"}),
-        hides_obsolete=True), "project"),
+        updated_filter=False, hides_obsolete=True), "project"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_sets", ListSpec("drawing_set", updated_filter=False),
               "project"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/daily_log_headers/index",
