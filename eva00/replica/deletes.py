@@ -65,7 +65,9 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     check_time(at, "at")
     if not 0.0 <= max_ratio <= 1.0:
         raise ValueError(f"max_ratio {max_ratio!r} is not between 0 and 1")
-    in_range = " AND (payload->>'date') BETWEEN %s AND %s" if date_range else ""
+    # Daily logs carry ``date``; their headers only ``log_date`` (the spec's names).
+    in_range = (" AND coalesce(payload->>'date', payload->>'log_date') BETWEEN %s AND %s"
+                if date_range else "")
     range_args: tuple[Any, ...] = tuple(date_range) if date_range else ()
     if parent_id is not None:
         if kind not in PARENT_FIELD:

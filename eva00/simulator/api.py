@@ -104,9 +104,12 @@ def _lister(route: ListRoute) -> Callable[[SimState, Request, dict[str, str]], R
             company_scope(sim, req, params)
             scope = None
         elif route.scope == "area":
-            scope = project_scope(sim, req, None)
+            # project_id is optional here in the spec: the area names its project.
             area = sim.store.get("drawing_area", int(params["area"]))
-            if area is None or area.is_deleted or area.project_id != scope:
+            if area is None or area.is_deleted:
+                raise HttpError(404, "Drawing area not found")
+            scope = project_scope(sim, req, None if req.q("project_id") else str(area.project_id))
+            if area.project_id != scope:
                 raise HttpError(404, "Drawing area not found")
             where = lambda r: r.parent_id == area.id  # noqa: E731
         else:
@@ -149,6 +152,7 @@ def record_show(kind: str, scope: str) -> Callable[[SimState, Request, dict[str,
 
 
 def project_show(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+    company_scope(sim, req, {})  # the spec requires company_id here
     project_id = project_scope(sim, req, params["project"])
     record = sim.store.project(project_id)
     assert record is not None

@@ -153,6 +153,9 @@ def list_response(store: Store, options: SimOptions, api_base: str, req: Request
     if spec.grouped and req.q("view") != "ids":
         return Response(200, render_grouped(chosen, wrapped=(req.q("deleted_only") or "").lower() == "true"),
                         headers)
+    if spec.kind == "project" and req.q("view") == "compact":  # v1.1's Compact2 alternative
+        return Response(200, orjson.dumps([{"id": r.id, "name": r.payload.get("name")} for r in chosen]),
+                        headers)
     return Response(200, render(chosen, spec, req.q("view") == "ids"), headers)
 
 

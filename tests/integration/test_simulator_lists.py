@@ -362,7 +362,7 @@ def test_a_forbidden_project_answers_403_everywhere_and_leaves_the_project_list(
     for path in (
         f"/rest/v1.0/projects/{project}/rfis",
         f"/rest/v1.0/images?project_id={project}",
-        f"/rest/v1.0/projects/{project}",
+        f"/rest/v1.0/projects/{project}?company_id={sim.company_id}",
     ):
         answer = client.get(sim.api_base + path, timeout=30)
         assert answer.status_code == 403 and "errors" in answer.json()
