@@ -191,11 +191,11 @@ def test_daily_logs_without_dates_are_todays_and_windows_are_bounded(
     project = project_ids(client, shared)[0]
     path = f"/rest/v1.0/projects/{project}/daily_log_headers/index"
     today = datetime.now(UTC).date()
-    assert {h["date"] for h in get(client, shared, path).json()} == {today.isoformat()}
+    assert {h["log_date"] for h in get(client, shared, path).json()} == {today.isoformat()}
     week = get(
         client, shared, path, start_date=(today - timedelta(days=6)).isoformat(), end_date=today.isoformat()
     ).json()
-    assert len({h["date"] for h in week}) == 7
+    assert len({h["log_date"] for h in week}) == 7
     too_wide = get(
         client, shared, path, start_date=(today - timedelta(days=60)).isoformat(), end_date=today.isoformat()
     )
