@@ -60,7 +60,7 @@ LISTS = [
                 ListSpec(f"{name}_log", updated_filter=False, dated=True), "project")
       for name in ("manpower", "notes", "weather", "delivery")],
     ListRoute(rf"/rest/v1\.1/projects/{P}/meetings", ListSpec(
-        "meeting", updated_filter=False, deleted_param=("deleted_only", {"true": "deleted"}), grouped=True),
+        "meeting", updated_filter=False, grouped=True),
         "project"),
     ListRoute(r"/rest/v1\.0/change_events", ListSpec("change_event", deleted_param=DELETED_AT_ONLY),
               "project_query"),

@@ -34,7 +34,7 @@ class ListSpec:
     v2: bool = False
     dated: bool = False  # daily logs: start_date/end_date window, today when absent
     hides_obsolete: bool = False  # drawing revisions: those of obsolete drawings only with with_obsolete=true
-    grouped: bool = False  # meetings: [{"group_title", "meetings": [...]}]; deleted_only: {"meetings": [...]}
+    grouped: bool = False  # meetings: [{"group_title", "meetings": [...]}]
     extra_where: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -151,8 +151,7 @@ def list_response(store: Store, options: SimOptions, api_base: str, req: Request
     else:
         chosen = records
     if spec.grouped and req.q("view") != "ids":
-        return Response(200, render_grouped(chosen, wrapped=(req.q("deleted_only") or "").lower() == "true"),
-                        headers)
+        return Response(200, render_grouped(chosen), headers)
     if spec.kind == "project" and req.q("view") == "compact":  # v1.1's Compact2 alternative
         return Response(200, orjson.dumps([{"id": r.id, "name": r.payload.get("name")} for r in chosen]),
                         headers)
@@ -164,11 +163,9 @@ def _of_obsolete_drawing(store: Store, record: Record) -> bool:
     return drawing is not None and bool(drawing.payload.get("obsolete"))
 
 
-def render_grouped(records: list[Record], *, wrapped: bool) -> bytes:
-    """Meetings as the spec declares them: grouped by series (first appearance order), or with
-    ``deleted_only`` the ungrouped wrapper. Paging counts meetings, not groups."""
-    if wrapped:
-        return b'{"meetings":[' + b",".join(r.list_bytes() for r in records) + b"]}"
+def render_grouped(records: list[Record]) -> bytes:
+    """Meetings as the spec declares them: grouped by series (first appearance order); paging
+    counts meetings, not groups. (``deleted_only=true`` answers the ungrouped wrapper: deleted.py.)"""
     groups: dict[str, list[bytes]] = {}
     for record in records:
         groups.setdefault(group_title(record), []).append(record.list_bytes())
