@@ -277,6 +277,9 @@ class Settings:
     reconcile_interval_s: float = _setting(
         "EVA00_RECONCILE_INTERVAL_S", _positive_float, 86400.0,
         "Delete reconciliation interval per entity type.")
+    unavailable_recheck_s: float = _setting(
+        "EVA00_UNAVAILABLE_RECHECK_S", _positive_float, 86400.0,
+        "A tool Procore refuses in a project (403/404) is asked again after this long.")
     fullsync_step_s: float = _setting(
         "EVA00_FULLSYNC_STEP_S", _positive_float, 5.0,
         "How often the scheduler advances a running full sync (its next phase, lost jobs).")

@@ -80,9 +80,9 @@ def test_tools_off_at_start_pick_the_same_projects_every_run(sim_factory: Callab
 
 
 def test_a_bad_tools_off_flag_exits_with_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(SimulatorFailed, match="unknown tool 'nope'"):
-        with running_simulator(tmp_path, projects=2, items=20, tools_off="nope"):
-            pass
+    with pytest.raises(SimulatorFailed, match="unknown tool 'nope'"), \
+            running_simulator(tmp_path, projects=2, items=20, tools_off="nope"):
+        pass
 
 
 def test_the_tool_of_a_path_groups_procores_resources() -> None:
