@@ -26,7 +26,7 @@ from eva00.fullsync.ledger import PHASE_NAMES
 PROGRESS_KEYS = ("event", "at", "run_id", "status", "phase", "phase_name", "percent", "records", "pages",
                  "requests", "floor", "requests_over_floor", "rate_per_s", "files", "files_done",
                  "files_failed", "files_pending", "bytes", "bytes_done", "eta_s", "elapsed_s")
-SUMMARY_KEYS = ("exit_code", "incomplete", "reasons", "error_list", "kinds")
+SUMMARY_KEYS = ("exit_code", "incomplete", "reasons", "unavailable", "error_list", "kinds")
 
 
 def _mb(size_bytes: int) -> str:

@@ -39,6 +39,16 @@ TOOLS = MappingProxyType({
     "tasks": ("Tasks", ("tasks",)),
     "directory": ("Directory", ("users",)),
 })
+# The simulator's kinds (catalogue.py) each tool serves: what a tool switched off hides.
+TOOL_KINDS = MappingProxyType({
+    "daily_logs": ("daily_log_header", "manpower_log", "notes_log", "weather_log", "delivery_log"),
+    "meetings": ("meeting",), "rfis": ("rfi",), "submittals": ("submittal",),
+    "drawings": ("drawing_area", "drawing", "drawing_revision", "drawing_set"),
+    "photos": ("image", "image_category"), "documents": ("document",),
+    "specifications": ("spec_section", "spec_section_revision"), "change_events": ("change_event",),
+    "change_orders": ("change_order_package", "potential_change_order", "prime_change_order"),
+    "tasks": ("task",), "directory": ("project_user",),
+})
 _SEGMENT_TOOL = {segment: tool for tool, (_name, segments) in TOOLS.items() for segment in segments}
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from eva00.simulator.catalogue import COMPANY_LEVEL_KINDS, KINDS
 from eva00.simulator.testing import SimHandle, SimulatorFailed, running_simulator
-from eva00.simulator.tools import parse_spec, tool_of
+from eva00.simulator.tools import TOOL_KINDS, TOOLS, parse_spec, tool_of
 
 
 def session(sim: SimHandle) -> requests.Session:
@@ -90,3 +91,5 @@ def test_the_tool_of_a_path_groups_procores_resources() -> None:
     assert tool_of("/rest/v1.1/drawing_areas/5/drawings") == "drawings"
     assert tool_of("/rest/v1.0/projects/1") is None
     assert parse_spec("rfis@2+3", [1, 2, 3]) == {"rfis": {2, 3}}
+    served = {kind for kinds in TOOL_KINDS.values() for kind in kinds}
+    assert set(TOOL_KINDS) == set(TOOLS) and served == set(KINDS) - COMPANY_LEVEL_KINDS
