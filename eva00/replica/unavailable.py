@@ -123,6 +123,14 @@ def mark_available(conn: psycopg.Connection[Any], kind: str, project_id: int, no
     return row is not None and row[0] is not None
 
 
+def project_answered_since(conn: psycopg.Connection[Any], project_id: int, since_s: float) -> bool:
+    """Was a tool of this project found switched off since then? Each such finding saw the
+    project itself answer, so a fetcher need not look again (nor its peers)."""
+    row = conn.execute("SELECT 1 FROM unavailable_tools WHERE project_id = %s AND status = 'unavailable'"
+                       " AND last_checked_at >= to_timestamp(%s) LIMIT 1", (project_id, since_s)).fetchone()
+    return row is not None
+
+
 def waiting(conn: psycopg.Connection[Any], now_s: float) -> set[tuple[str, int]]:
     """(kind, project) pairs unavailable and not due for a check: the scheduler skips them."""
     rows = conn.execute("SELECT kind, project_id FROM unavailable_tools WHERE status = 'unavailable'"

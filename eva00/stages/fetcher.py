@@ -388,7 +388,7 @@ class Fetcher:
         """A 403/404 for one kind in a project that itself answers is that project's tool switched
         off: the pair is unavailable until its recheck, and the job ends without error."""
         if (exc.status not in TOOL_REFUSAL_STATUSES or job.project_id is None
-                or job.kind in COMPANY_LEVEL_KINDS or not self._project_answers(job)):
+                or job.kind in COMPANY_LEVEL_KINDS or not self._project_answers(conn, job)):
             return False
         reason = refusal_reason(exc)
         unavailable.record_refusal(conn, job.kind, job.project_id, reason, exc.status, self.clock(),
@@ -400,12 +400,15 @@ class Fetcher:
         self._stats.unavailable = reason
         return True
 
-    def _project_answers(self, job: PollJob) -> bool:
+    def _project_answers(self, conn: psycopg.Connection, job: PollJob) -> bool:
         """Does the project itself answer (its show)? Told apart from a project refused as a whole;
-        remembered a little while, so a project's refused kinds cost one look, not one each."""
+        remembered a little while (here, and by the table for every fetcher), so a project's
+        refused kinds cost one look, not one each."""
         known = self._projects_seen.get(cast(int, job.project_id))
         if known is not None and known[1] > time.monotonic():
             return known[0]
+        if unavailable.project_answered_since(conn, cast(int, job.project_id), self.clock() - PROJECT_SEEN_S):
+            return True
         spec = endpoint_for("project")
         path, query = spec.show_request(cast(int, job.project_id), company_id=self.settings.company_id,
                                         project_id=job.project_id, parent_id=None)
