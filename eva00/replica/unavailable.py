@@ -83,7 +83,13 @@ def gate(conn: psycopg.Connection[Any], kind: str, project_id: int, now_s: float
         " WHERE project_id = %s AND kind = %s AND status = 'unavailable'"
         " AND next_check_at <= to_timestamp(%s) RETURNING 1",
         (now_s, recheck_s, project_id, kind, now_s)).fetchone()
-    return Gate(None, record=True) if claimed else Gate(reason, record=False)
+    if claimed:
+        return Gate(None, record=True)
+    # Another fetcher claimed the recheck first (this one waited for its row): its outcome counts.
+    after = _state(conn, kind, project_id)
+    if after is None or after[0] == ToolState.AVAILABLE:
+        return Gate(None, record=False)
+    return Gate(after[1], record=False)
 
 
 def _state(conn: psycopg.Connection[Any], kind: str, project_id: int) -> tuple[str, str] | None:

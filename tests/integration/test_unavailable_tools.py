@@ -7,6 +7,7 @@ ends complete with one line per (kind, reason)."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -224,3 +225,41 @@ def test_a_forbidden_project_is_not_taken_for_a_tool_switched_off(
 ])
 def test_procores_error_sentence_is_read_from_any_body_without_failing(body: bytes, detail: str) -> None:
     assert error_detail(body) == detail
+
+
+def _gate_in_thread(database_url: str, now_s: float) -> tuple[threading.Thread, list[unavailable.Gate]]:
+    found: list[unavailable.Gate] = []
+
+    def run() -> None:
+        with psycopg.connect(database_url) as conn:
+            found.append(unavailable.gate(conn, "notes_log", 7, now_s, 60.0))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, found
+
+
+def test_fetchers_asking_for_a_pair_at_once_send_one_request_and_follow_its_outcome(
+        database_url: str) -> None:
+    now = time.time()
+    with psycopg.connect(database_url) as first:
+        assert unavailable.gate(first, "notes_log", 7, now, 60.0) == unavailable.Gate(None, record=True)
+        thread, second = _gate_in_thread(database_url, now)
+        time.sleep(0.5)
+        assert second == []  # waits for the first fetcher's answer instead of asking too
+        unavailable.record_refusal(first, "notes_log", 7, DAILY_LOG_REASON, 403, now, 60.0)
+    thread.join(10)
+    assert second == [unavailable.Gate(DAILY_LOG_REASON, record=False)]
+    # The recheck is due: the first claims it, the second waits and follows its answer.
+    later = now + 61
+    with psycopg.connect(database_url) as first:
+        assert unavailable.gate(first, "notes_log", 7, later, 60.0) == unavailable.Gate(None, record=True)
+        thread, second = _gate_in_thread(database_url, later)
+        time.sleep(0.5)
+        assert second == []
+        assert unavailable.mark_available(first, "notes_log", 7, later)
+    thread.join(10)
+    assert second == [unavailable.Gate(None, record=False)]
+    with psycopg.connect(database_url) as conn:
+        assert unavailable.listing(conn) == []
+        assert unavailable.gate(conn, "notes_log", 7, later, 60.0) == unavailable.Gate(None, record=False)
