@@ -506,6 +506,24 @@ BEGIN
 END
 $search$;
 
+-- The scheduler's plan per (kind, project): how often to poll it and when next (README "How
+-- often each kind is polled"). A change found moves the pair back to its family's interval;
+-- quiet polls stretch it up to the maximum staleness; inactive projects are polled at that.
+ALTER TABLE poll_pages ADD COLUMN IF NOT EXISTS changed int NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS poll_plans (
+    kind text NOT NULL,
+    project_id bigint NOT NULL,  -- 0 for company-level kinds
+    seed_s integer NOT NULL,  -- the family's configured interval
+    interval_s integer NOT NULL,  -- the planned one
+    next_poll_at timestamptz NOT NULL,
+    quiet_polls integer NOT NULL DEFAULT 0,  -- complete polls in a row that changed nothing
+    last_change_at timestamptz,
+    last_finished_at timestamptz,  -- the newest finished poll applied to this plan
+    cost integer NOT NULL DEFAULT 1,  -- requests (pages) the last poll took
+    PRIMARY KEY (kind, project_id)
+);
+CREATE INDEX IF NOT EXISTS poll_plans_due ON poll_plans (next_poll_at);
+
 -- ---------------------------------------------------------------------------------------------
 -- Tools switched off per project (issue 16): Procore refuses a tool a project does not use (403,
 -- or 404). The first refusal marks the (project, kind) unavailable; nothing asks for it again

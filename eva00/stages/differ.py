@@ -25,7 +25,7 @@ from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, file_refs, require_known_kind
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
 from eva00.pdf_import.merge import adopt_imported
-from eva00.replica import cursors, deletes, files, polls, synclog
+from eva00.replica import cursors, deletes, files, plans, polls, synclog
 from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
@@ -75,6 +75,9 @@ class Differ:
             deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
             polls.remember_seen(conn, page.poll_id, page.ids)
+        if first_time:  # what the scheduler's plan learns of this pair's activity (replica/plans.py)
+            plans.count_changes(conn, page.poll_id, page.page, sum(o in CHANGED for o in outcomes)
+                                + len(page.deleted_ids) + len(page.missing_ids))
         self._finish_poll_if_complete(conn, page, fetched_at)
         changed = [r for r, o in zip(records, outcomes, strict=True) if o in CHANGED or not first_time]
         return self._ingest_events(changed) + self._file_jobs(conn, changed)

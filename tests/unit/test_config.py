@@ -75,6 +75,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_DOWNLOAD_CONCURRENCY": ("8", 8),
     "EVA00_DISK_FREE_MIN_RATIO": ("0", 0.0),
     "EVA00_STORAGE_HOSTS": ("a.example, b.example,", ("a.example", "b.example")),
+    "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES": ("536870912", 536870912),
+    "EVA00_DOCUMENT_SANDBOX_CPU_S": ("5", 5),
+    "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S": ("2.5", 2.5),
+    "EVA00_IMAGE_MAX_PIXELS": ("40000000", 40_000_000),
     "EVA00_WEBHOOK_HOST": ("0.0.0.0", "0.0.0.0"),
     "EVA00_WEBHOOK_PORT": ("8501", 8501),
     "EVA00_WEBHOOK_SECRETS": ("old-secret,new-secret", ("old-secret", "new-secret")),
@@ -123,6 +127,9 @@ MALFORMED: dict[str, list[str]] = {
     "EVA00_SIM_CLOCK_OFFSET_S": ["soon", "nan", "inf"],
     **{name: ["0", "-1", "later"]
        for name in ("EVA00_DOWNLOAD_REQUEUE_AFTER_S", "EVA00_DOWNLOAD_HOUSEKEEPING_S")},
+    **{name: ["0", "-1", "1.5", "1GB"] for name in (
+        "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES", "EVA00_DOCUMENT_SANDBOX_CPU_S", "EVA00_IMAGE_MAX_PIXELS")},
+    "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S": ["0", "-2.5", "nan", "soon"],
 }
 
 # Free text: any value is accepted.
