@@ -533,3 +533,26 @@ CREATE TABLE IF NOT EXISTS poll_plans (
     PRIMARY KEY (kind, project_id)
 );
 CREATE INDEX IF NOT EXISTS poll_plans_due ON poll_plans (next_poll_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Tools switched off per project (issue 16): Procore refuses a tool a project does not use (403,
+-- or 404). The first refusal marks the (project, kind) unavailable; nothing asks for it again
+-- until next_check_at (EVA00_UNAVAILABLE_RECHECK_S later); an answer then makes it available.
+-- A pair's first answer is kept too ('available'), so only a pair never answered waits for a lock.
+-- SQL in eva00/replica/unavailable.py.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE IF NOT EXISTS unavailable_tools (
+    project_id bigint NOT NULL,
+    kind text NOT NULL,
+    status text NOT NULL DEFAULT 'unavailable',  -- 'unavailable' | 'available' (a recheck answered)
+    reason text,  -- "403: The Daily Log tool is not enabled for this project"
+    http_status integer,
+    refusals integer NOT NULL DEFAULT 1,  -- refused requests since first_refused_at
+    first_refused_at timestamptz,  -- NULL: never refused
+    last_checked_at timestamptz NOT NULL,
+    next_check_at timestamptz NOT NULL,
+    available_since timestamptz,
+    PRIMARY KEY (project_id, kind)
+);
+CREATE INDEX IF NOT EXISTS unavailable_tools_due ON unavailable_tools (next_check_at)
+    WHERE status = 'unavailable';

@@ -283,6 +283,9 @@ class Settings:
     reconcile_interval_s: float = _setting(
         "EVA00_RECONCILE_INTERVAL_S", _positive_float, 86400.0,
         "Delete reconciliation interval per entity type.")
+    unavailable_recheck_s: float = _setting(
+        "EVA00_UNAVAILABLE_RECHECK_S", _positive_float, 86400.0,
+        "A tool Procore refuses in a project (403/404) is asked again after this long.")
     schedule_mode: str = _setting(
         "EVA00_SCHEDULE", _schedule_mode, "adaptive",
         "adaptive: each (kind, project) polled as often as it changes, within the scheduled budget"

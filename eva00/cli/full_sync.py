@@ -6,7 +6,8 @@ one plain line every --progress-every seconds when stdout is a file, a pipe or a
 with --json. The command only enqueues and watches: the supervisord stages do the work, so Ctrl-C
 stops the watching and nothing else, and the next `eva00 full-sync` continues the same run.
 
-Exit codes: 0 complete; 1 incomplete (its reasons are printed, one line per kind and reason); 2 usage;
+Exit codes: 0 complete (a tool switched off in some projects is listed as unavailable, not an
+error); 1 incomplete (its reasons are printed, one line per kind and reason); 2 usage;
 3 still running (without --wait), or no run (--status); 69 PostgreSQL or Redis unreachable; 130
 interrupted.
 """
@@ -136,10 +137,11 @@ def _print_status(sync: FullSync, as_json: bool) -> int:
     else:
         from rich.console import Console
 
-        from eva00.fullsync.progress import print_incomplete, summary_table
+        from eva00.fullsync.progress import print_incomplete, print_unavailable, summary_table
 
         console = Console()
         console.print(summary_table(status))
+        print_unavailable(console, status["unavailable"])
         if run.status != "running":
             print_incomplete(console, incomplete_lines(run, status, wait_files=False))
     return 0

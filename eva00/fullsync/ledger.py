@@ -115,6 +115,7 @@ class JobStats:
     listed: int = 0
     total: int | None = None
     refused: str | None = None
+    unavailable: str | None = None  # the tool is switched off in the project: why (not an error)
 
 
 def finish(conn: psycopg.Connection[Any], job: PollJob, children: Sequence[PollJob],
@@ -124,14 +125,15 @@ def finish(conn: psycopg.Connection[Any], job: PollJob, children: Sequence[PollJ
     its poll id only now."""
     key = job_key(job)
     record(conn, children, key)
-    outcome = "refused" if stats.refused else "paged" if page else "planned"
+    outcome = ("refused" if stats.refused else "unavailable" if stats.unavailable
+               else "paged" if page else "planned")
     poll_id, number = page or (job.poll_id, job.page)
     conn.execute(
         "UPDATE fullsync_jobs SET state = 'done', outcome = %s, requests = requests + %s,"
         " shows = shows + %s, shows_needed = %s, listed = %s, total = %s, error = %s,"
         " poll_id = %s, page = %s, done_at = now() WHERE run_id = %s AND job_key = %s",
         (outcome, stats.requests, stats.shows, stats.shows_needed, stats.listed, stats.total,
-         stats.refused, poll_id, number, job.run_id, key))
+         stats.refused or stats.unavailable, poll_id, number, job.run_id, key))
 
 
 def skip(conn: psycopg.Connection[Any], job: PollJob) -> None:

@@ -26,7 +26,7 @@ from eva00.fullsync.ledger import PHASE_NAMES
 PROGRESS_KEYS = ("event", "at", "run_id", "status", "phase", "phase_name", "percent", "records", "pages",
                  "requests", "floor", "requests_over_floor", "rate_per_s", "files", "files_done",
                  "files_failed", "files_pending", "bytes", "bytes_done", "eta_s", "elapsed_s")
-SUMMARY_KEYS = ("exit_code", "incomplete", "reasons", "error_list", "kinds")
+SUMMARY_KEYS = ("exit_code", "incomplete", "reasons", "unavailable", "error_list", "kinds")
 
 
 def _mb(size_bytes: int) -> str:
@@ -158,13 +158,15 @@ class LineReport:
         record = progress_record(status, self.clock(), event="summary" if self.as_json else "progress")
         if self.as_json:
             self._write({**record, "exit_code": exit_code, "incomplete": list(incomplete),
-                         "reasons": status["reasons"], "error_list": status["error_list"],
+                         "reasons": status["reasons"], "unavailable": status["unavailable"],
+                         "error_list": status["error_list"],
                          "kinds": status["kinds"]})
             return
         self._write(record)
         console = Console(file=self.out)
         console.width = max(console.width, 120)  # a log is read wider than a default terminal
         console.print(summary_table(status))
+        print_unavailable(console, status["unavailable"])
         print_incomplete(console, incomplete)
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -204,7 +206,21 @@ class LiveReport:
     def summary(self, status: dict[str, Any], incomplete: Sequence[str], exit_code: int) -> None:
         self.__exit__(None, None, None)  # the bars stay on screen as they were last drawn
         self.console.print(summary_table(status))
+        print_unavailable(self.console, status["unavailable"])
         print_incomplete(self.console, incomplete)
+
+
+def print_unavailable(console: Console, groups: Sequence[dict[str, Any]]) -> None:
+    """The tools Procore refused as switched off in some projects: one row per (kind, reason)."""
+    if not groups:
+        return
+    table = Table(title="unavailable (a tool switched off in the project; asked again daily)")
+    for column in ("entity type", "why", "projects", "e.g."):
+        table.add_column(column, justify="right" if column == "projects" else "left")
+    for group in groups:
+        table.add_row(group["kind"], group["reason"], str(group["projects"]),
+                      ", ".join(str(e) for e in group["examples"]))
+    console.print(table)
 
 
 def print_incomplete(console: Console, incomplete: Sequence[str]) -> None:

@@ -303,6 +303,16 @@ def run_error_items(conn: psycopg.Connection[Any], run_id: str) -> list[RunError
                for k, p in incomplete])
 
 
+def run_unavailable_items(conn: psycopg.Connection[Any], run_id: str) -> list[RunError]:
+    """What the run found switched off (a project's tool Procore refuses): not errors, the run
+    completes without them; one item per job (each date window of a daily log), for aggregation."""
+    rows = conn.execute(
+        "SELECT kind, project_id, error FROM fullsync_jobs WHERE run_id = %s AND outcome = 'unavailable'"
+        " ORDER BY project_id, kind", (run_id,)).fetchall()
+    return [RunError(k, p, f"unavailable ({e})", f"{k} in project {p or '-'} unavailable ({e})")
+            for k, p, e in rows]
+
+
 def held_units(conn: psycopg.Connection[Any], live_projects: Sequence[int]) -> set[tuple[str, int | None]]:
     """(kind, project) units a running full sync will fetch and has not settled yet.
 

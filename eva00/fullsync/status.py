@@ -18,7 +18,14 @@ import psycopg
 from eva00.config import Settings
 from eva00.fullsync import ledger
 from eva00.fullsync.reasons import aggregate
-from eva00.fullsync.run import RATE_WINDOW_S, FullSync, Run, floor_requests, run_error_items
+from eva00.fullsync.run import (
+    RATE_WINDOW_S,
+    FullSync,
+    Run,
+    floor_requests,
+    run_error_items,
+    run_unavailable_items,
+)
 from eva00.kinds import COMPANY_LEVEL_KINDS
 from eva00.procore.http import netloc_of
 from eva00.replica import files
@@ -40,7 +47,9 @@ def status_of(conn: psycopg.Connection[Any], run: Run, now_s: float | None = Non
     """``requests`` and ``floor`` count listings and shows (the run's own polls);
     ``file_requests`` and ``file_floor`` the downloads' first hops through ``hosts``; ``percent``
     the requests done of those done and still estimated; ``error_list`` every error as it was
-    recorded, ``reasons`` the same aggregated per (kind, reason) (eva00/fullsync/reasons.py)."""
+    recorded, ``reasons`` the same aggregated per (kind, reason) (eva00/fullsync/reasons.py);
+    ``unavailable`` what Procore refused as a project's tool switched off, aggregated alike (not
+    errors: a run whose only gaps they are is complete)."""
     now_s = time.time() if now_s is None else now_s
     kinds = _kinds(conn, run, hosts)
     errors = run_error_items(conn, run.run_id)
@@ -73,6 +82,7 @@ def status_of(conn: psycopg.Connection[Any], run: Run, now_s: float | None = Non
         "percent": _percent(run, totals["requests"], remaining),
         "error_list": [error.sentence for error in errors],
         "reasons": [group.to_dict() for group in aggregate(errors)],
+        "unavailable": [group.to_dict() for group in aggregate(run_unavailable_items(conn, run.run_id))],
         "kinds": [kinds[k] for p in run.phases for k in ledger.PHASES[p]],
     }
 
@@ -114,6 +124,7 @@ def _floors(conn: psycopg.Connection[Any], run: Run, kinds: dict[str, dict[str, 
             " min(coalesce((j.job->>'rerun')::int, 0)), count(*) FILTER (WHERE j.outcome = 'paged'),"
             " bool_or(EXISTS (SELECT 1 FROM poll_pages p WHERE p.poll_id = j.poll_id AND p.is_last))"
             " FROM fullsync_jobs j WHERE j.run_id = %s AND j.poll_id <> '' AND j.state = 'done'"
+            " AND j.outcome IS DISTINCT FROM 'unavailable'"  # a tool switched off carries no data
             " GROUP BY j.kind, j.poll_id", (run.run_id,)):
         if kind not in kinds:
             continue

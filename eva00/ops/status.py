@@ -124,7 +124,8 @@ def read_full_sync(conn: psycopg.Connection, hosts: frozenset[str] = frozenset()
     (without the per-kind rows and the raw error list: ``reason`` has the first raw errors,
     ``reasons`` all of them aggregated per kind and reason)."""
 
-    keep = ("run_id", "status", "reason", "reasons", "current_phase", "percent", "requests", "floor",
+    keep = ("run_id", "status", "reason", "reasons", "unavailable", "current_phase", "percent", "requests",
+            "floor",
             "requests_over_floor", "api_requests_over_floor", "items", "pages", "files", "files_done",
             "file_requests", "file_floor", "errors", "rate_per_s", "eta_s", "elapsed_s", "started_at",
             "finished_at")
@@ -352,9 +353,15 @@ def _duration(seconds: float) -> str:
 
 
 def _render_reasons(console: Any, runs: Sequence[dict[str, Any]]) -> None:
-    """Why each incomplete run is incomplete: one line per (kind, reason), not one per job."""
+    """Why each incomplete run is incomplete: one line per (kind, reason), not one per job; and
+    what the latest run found switched off (unavailable tools), alike."""
     from rich.markup import escape
 
+    for run in runs[:1]:
+        if run.get("unavailable"):
+            console.print(f"[yellow]full sync {run['run_id']}: unavailable (tools switched off):[/yellow]")
+            for line in reasons.lines(run["unavailable"]):
+                console.print(f"  {escape(line)}", soft_wrap=True)
     for run in runs:
         if run["status"] == "incomplete" and run.get("reasons"):
             console.print(f"[red]full sync {run['run_id']} incomplete:[/red]")

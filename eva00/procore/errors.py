@@ -79,7 +79,44 @@ class ProcoreError(Exception):
 
 
 class ProcoreRequestFailed(ProcoreError, Fatal):
-    """4xx other than 401/429: retrying cannot help (forbidden project, not found, bad request)."""
+    """4xx other than 401/429: retrying cannot help (forbidden project, not found, bad request).
+    ``detail`` is Procore's own sentence from the error body, if it gave one."""
+
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "",
+                 detail: str = "") -> None:
+        super().__init__(message, status=status, endpoint=endpoint)
+        self.detail = detail
+
+
+# A project's tool switched off answers every endpoint of it with one of these (Procore: 403;
+# 404 is also seen). Whether that is the tool or the whole project is the fetcher's to tell.
+TOOL_REFUSAL_STATUSES = frozenset({403, 404})
+DETAIL_MAX_CHARS = 200
+
+
+def error_detail(body: bytes) -> str:
+    """Procore's error sentence (``{"errors": "..."}`` or ``{"errors": ["..."]}``, ``"message"``)
+    from an error body, printable and short; "" if there is none."""
+    import json
+
+    try:
+        parsed = json.loads(body[:4096].decode("utf-8", "replace")) if body else None
+    except ValueError:
+        return ""
+    found = parsed.get("errors", parsed.get("message", parsed.get("error"))) if isinstance(
+        parsed, dict) else None
+    if isinstance(found, list):
+        found = "; ".join(str(item) for item in found)
+    elif isinstance(found, dict):
+        found = "; ".join(f"{k}: {v}" for k, v in found.items())
+    text = "".join(ch if ch.isprintable() else " " for ch in str(found or ""))
+    return text.strip()[:DETAIL_MAX_CHARS]
+
+
+def refusal_reason(exc: ProcoreRequestFailed) -> str:
+    """``403: The Daily Log tool is not enabled for this project``: the same for every project and
+    window the tool refuses, so reports aggregate it."""
+    return f"{exc.status}: {exc.detail or 'refused'}"
 
 
 class ProcoreUnavailable(ProcoreError, Retryable):

@@ -38,6 +38,7 @@ from eva00.procore.errors import (
     ProcoreUnavailable,
     UnsafeUrl,
     classify,
+    error_detail,
     redact_url,
 )
 from eva00.procore.limiter import BudgetClass, Grant, LimiterTimeout, RateLimiter
@@ -148,6 +149,8 @@ class ProcoreClient:
             if verdict.action is Action.OK:
                 self.circuit.success()
                 return response
+            # Procore's own sentence says why (a tool switched off, a project not permitted).
+            detail = error_detail(response.content) if verdict.action is Action.FAIL and not stream else ""
             response.close()
             if verdict.action is Action.REFRESH_AUTH and not renewed:
                 self.metrics.record_event("unauthorized_renewal")
@@ -162,7 +165,8 @@ class ProcoreClient:
                 self._back_off(attempt, response.status_code, label)
             else:
                 raise ProcoreRequestFailed(f"{method} {label} answered {response.status_code}",
-                                           status=response.status_code, endpoint=label)
+                                           status=response.status_code, endpoint=label,
+                                           detail=detail)
         raise ProcoreUnavailable(f"{method} {label} failed {self.max_attempts} times", delay_s=30.0,
                                  endpoint=label)
 

@@ -9,6 +9,7 @@ per table group.
 - ``files``: ``record_files`` and ``files``, with the links' ``FileState``.
 - ``polls``: the poll bookkeeping, ``poll_pages``, ``reconcile_seen`` and ``list_hashes`` (the
   reports that join ``poll_pages`` to other tables, in ops, monitor and fullsync, keep their SQL).
+- ``unavailable``: ``unavailable_tools``, the (project, kind) pairs whose tool Procore refuses.
 - ``scope``: what they share (a kind's table, identity matching); ``filestore``: the bytes on disk.
 
 Every write here keeps three promises. Nothing is hard-deleted (a delete sets ``is_deleted``).

@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signed-url-ttl-s", type=float, default=d.signed_url_ttl_s, help="signed URL lifetime")
     p.add_argument("--webhook-retry-base-s", type=float, default=WebhookOptions().retry_base_s,
                    help="first retry delay of a failed webhook delivery (doubles, capped)")
+    p.add_argument("--tools-off", default="",
+                   help="tools switched off per project: TOOL[@WHICH],... with WHICH all, N%% of the projects"
+                        " (stable choice) or ID+ID, e.g. 'daily_logs,meetings@10%%' (see tools.py)")
+    p.add_argument("--tools-off-status", type=int, choices=(403, 404), default=d.tools_off_status,
+                   help="what a switched-off tool answers (Procore answers 403; 404 is also seen)")
     p.add_argument("--clock-offset-s", type=float, default=0.0,
                    help="the server's clock runs this far ahead of the host's (negative: behind)")
     p.add_argument("--ready-file", type=Path, default=None,
@@ -83,7 +88,8 @@ def options_from(args: argparse.Namespace) -> SimOptions:
         hourly=None if rate_off or args.hourly == "off" else parse_window(f"{args.hourly}/3600", "hourly"),
         drop_connection_ratio=args.drop_connection_ratio, signed_url_ttl_s=args.signed_url_ttl_s,
         storage_link_host=args.storage_link_host, churn_per_s=args.churn,
-        clock_offset_s=args.clock_offset_s)
+        clock_offset_s=args.clock_offset_s, tools_off=args.tools_off,
+        tools_off_status=args.tools_off_status)
     options.webhooks.retry_base_s = args.webhook_retry_base_s
     if options.projects < 1 or options.items < 0 or options.file_size_bytes < 0:
         raise OptionError("--projects must be at least 1, --items and --file-size-bytes not negative")
@@ -123,7 +129,13 @@ def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer
 
     api_base = f"http://{options.host}:{api_server.port}"
     storage_base = f"http://{options.link_host()}:{storage_server.port}"
-    sim = Simulator(options, api_base, storage_base)
+    try:
+        sim = Simulator(options, api_base, storage_base)
+    except OptionError as exc:  # a value only the generated data can check (--tools-off ids)
+        print(f"eva00 sim: {exc}", file=sys.stderr)
+        for server in (api_server, storage_server):
+            server.server_close()
+        return 2
     api_server.handler, api_server.recorder = sim.handle_api, sim.record_api
     api_server.clock = storage_server.clock = sim.now
     storage_server.handler, storage_server.recorder = sim.handle_storage, sim.record_storage

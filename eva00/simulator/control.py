@@ -1,5 +1,6 @@
 """Control and inspection under /_sim (README.md documents each): health, ledger, ground truth,
-figures, mutations, faults, run-time configuration, project permissions, token expiry and
+figures, mutations, faults, run-time configuration, project permissions, tools switched off per
+project, token expiry and
 standalone files. No authentication, no rate limit, not in the ledger. Loopback only."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from eva00.simulator.catalogue import KINDS
 from eva00.simulator.faults import FaultError
 from eva00.simulator.mutations import MutationError
 from eva00.simulator.options import OptionError
+from eva00.simulator.tools import TOOLS, ToolError
 from eva00.simulator.web import HttpError, Request, Response, error, json_body, json_response
 
 if TYPE_CHECKING:
@@ -97,6 +99,20 @@ def permission(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"forbidden_projects": sorted(sim.store.forbidden)})
 
 
+def tools(sim: SimState, req: Request, m: re.Match[str]) -> Response:
+    """GET: which tools are off where; POST .../tools/{tool}/off|on switches one in one project."""
+    if req.method == "POST":
+        project_id = int(m.group("project"))
+        if sim.store.project(project_id) is None:
+            raise HttpError(404, "no such project")
+        try:
+            sim.tools.switch(m.group("tool"), project_id, on=m.group("what") == "on")
+        except ToolError as exc:
+            raise HttpError(422, str(exc)) from None
+    return json_response(200, {"tools_off": sim.tools.to_json(), "status": sim.options.tools_off_status,
+                               "tools": list(TOOLS)})
+
+
 def expire_tokens(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"expired": sim.oauth.expire_all()})
 
@@ -145,6 +161,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET POST DELETE", re.compile(r"/_sim/faults/?\Z"), faults),
     ("GET POST", re.compile(r"/_sim/config/?\Z"), config),
     ("POST", re.compile(r"/_sim/projects/(?P<project>\d+)/(?P<what>forbid|allow)/?\Z"), permission),
+    ("GET", re.compile(r"/_sim/tools/?\Z"), tools),
+    ("POST", re.compile(r"/_sim/projects/(?P<project>\d+)/tools/(?P<tool>\w+)/(?P<what>off|on)/?\Z"), tools),
     ("POST", re.compile(r"/_sim/tokens/expire/?\Z"), expire_tokens),
     ("POST", re.compile(r"/_sim/rate_limits/reset/?\Z"), reset_limits),
     ("POST", re.compile(r"/_sim/files/?\Z"), new_file),

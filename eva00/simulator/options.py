@@ -75,6 +75,9 @@ class SimOptions:
     link_keeps_filters: bool = False  # (?) harsher: Link URLs drop filters[...]
     updated_at_bounds: str = "inclusive"  # inclusive | start_exclusive | end_exclusive | exclusive
     daily_log_max_days: int = 31
+    # tools switched off per project (tools.py): the --tools-off spec, and the status they answer
+    tools_off: str = ""
+    tools_off_status: int = 403  # or 404, also seen in real projects
     # oauth
     token_lifetime_s: float = 5400.0
     refresh_idle_expiry_s: float | None = None
@@ -122,7 +125,7 @@ class SimOptions:
 
 
 _FIXED = {"host", "port", "storage_port", "company_id", "client_id", "client_secret", "projects",
-          "items", "seed", "anchor_epoch"}
+          "items", "seed", "anchor_epoch", "tools_off"}
 
 
 def _set(target: SimOptions, key: str, value: Any) -> None:
@@ -138,6 +141,10 @@ def _set(target: SimOptions, key: str, value: Any) -> None:
                                           if "/" not in str(value) else value, key))
     elif key in _FIXED:
         raise OptionError(f"{key} is fixed at start")
+    elif key == "tools_off_status":
+        if value not in (403, 404):
+            raise OptionError("tools_off_status: 403 or 404")
+        target.tools_off_status = int(value)
     else:
         _assign(target, key, value, "")
 

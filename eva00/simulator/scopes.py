@@ -1,9 +1,11 @@
-"""Which company or project a request may see: the checks every API handler runs first."""
+"""Which company or project a request may see: the checks every API handler runs first (a
+project-scoped request also passes its tool's switch, eva00/simulator/tools.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from eva00.simulator.tools import refusal
 from eva00.simulator.web import HttpError, Request
 
 if TYPE_CHECKING:
@@ -30,4 +32,8 @@ def project_scope(sim: SimState, req: Request, from_path: str | None) -> int:
         raise HttpError(404, "Project not found")
     if project.id in sim.store.forbidden:
         raise HttpError(403, "You do not have permission to access this project")
+    tool = sim.tools.refused(project.id, req.path)
+    if tool is not None:
+        req.meta["tool_off"] = tool
+        raise HttpError(sim.options.tools_off_status, refusal(tool))
     return project.id

@@ -20,6 +20,7 @@ from eva00.simulator.options import SimOptions
 from eva00.simulator.ratelimit import RateLimiter
 from eva00.simulator.records import World
 from eva00.simulator.store import Store
+from eva00.simulator.tools import Tools, parse_spec
 from eva00.simulator.webhooks import Webhooks
 
 
@@ -44,6 +45,7 @@ class SimState:
         server_now = self.now()
         generate(self.store, self.world, options.projects, options.items,
                  options.anchor_epoch or today_epoch(server_now), now=server_now)
+        self.tools = Tools(parse_spec(options.tools_off, [p.id for p in self.store.projects()]))
         self.oauth = OAuth(options)
         self.limiter = RateLimiter(options)
         self.faults = Faults(options.seed)

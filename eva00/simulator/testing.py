@@ -111,6 +111,14 @@ class SimHandle:
     def allow_project(self, project_id: int) -> None:
         self._call("POST", f"/_sim/projects/{project_id}/allow")
 
+    def switch_tool(self, project_id: int, tool: str, on: bool) -> dict[str, list[int]]:
+        """Switch a Procore tool (eva00/simulator/tools.py) off or on in one project."""
+        answer = self._call("POST", f"/_sim/projects/{project_id}/tools/{tool}/{'on' if on else 'off'}")
+        return dict(answer["tools_off"])
+
+    def tools_off(self) -> dict[str, list[int]]:
+        return dict(self._call("GET", "/_sim/tools")["tools_off"])
+
     def expire_tokens(self) -> int:
         return int(self._call("POST", "/_sim/tokens/expire")["expired"])
 

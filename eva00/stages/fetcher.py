@@ -31,15 +31,21 @@ from eva00 import keys
 from eva00.config import Settings
 from eva00.fullsync import ledger
 from eva00.hashing import payload_hash
-from eva00.kinds import KIND_TABLE, require_known_kind
+from eva00.kinds import COMPANY_LEVEL_KINDS, KIND_TABLE, require_known_kind
 from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
 from eva00.procore import deleted as deleted_listing
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
-from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, UnexpectedShape
+from eva00.procore.errors import (
+    TOOL_REFUSAL_STATUSES,
+    ProcoreRequestFailed,
+    ProcoreUnavailable,
+    UnexpectedShape,
+    refusal_reason,
+)
 from eva00.procore.http import ProcoreClient
 from eva00.procore.paging import Page, Window, every_id, page_params, parse_page
 from eva00.procore.shapes import show_record
-from eva00.replica import cursors, polls, synclog
+from eva00.replica import cursors, polls, synclog, unavailable
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
 
@@ -51,6 +57,7 @@ BACKFILL_DAYS_DEFAULT = 365  # daily logs: how far back a sweep goes without a p
 MAX_DATE_WINDOW_DAYS = 31
 MAX_PARENT_WAITS = 3  # per-area drawing polls wait this many times for the areas to be stored
 OUTAGE_PATIENCE_S = 600.0  # how long one job waits out an unavailable Procore before giving up
+PROJECT_SEEN_S = 300.0  # a project's show answer tells a refused tool from a refused project this long
 # One call waits at most this long for the limiter or a pause, so SIGTERM is noticed within it.
 CALL_WAIT_S = 10.0
 
@@ -90,6 +97,7 @@ class Fetcher:
         # While Procore is away a job waits here; a stopping process leaves it to a peer instead.
         self.stop_requested = stop_requested
         self._stats = ledger.JobStats()  # what the job in hand spent (full-sync runs keep it)
+        self._projects_seen: dict[int, tuple[bool, float]] = {}  # project -> (answers, until)
 
     def __call__(self, conn: psycopg.Connection, message: Message,
                  delivery: Delivery) -> Sequence[Outgoing]:
@@ -106,9 +114,16 @@ class Fetcher:
         self._stats = ledger.JobStats()
         spec = endpoint_for(job.kind)
         deadline = time.monotonic() + OUTAGE_PATIENCE_S
+        gate = self._tool_gate(conn, job)
+        if gate is not None and gate.reason is not None:
+            self._stats.unavailable = gate.reason  # refused earlier: not asked until its recheck
+            return []
         while True:
             try:
-                return self._dispatch(conn, spec, job, stream)
+                out = self._dispatch(conn, spec, job, stream)
+                if gate is not None and gate.record and self._stats.requests:
+                    unavailable.mark_available(conn, job.kind, cast(int, job.project_id), self.clock())
+                return out
             except ProcoreRequestFailed as exc:
                 return self._refused(conn, job, exc)
             except UnexpectedShape as exc:
@@ -391,8 +406,60 @@ class Fetcher:
             complete=True, run_id=job.run_id, requested_at=job.requested_at)
         return [(keys.STREAM_PAGES, message)]
 
+    # --- tools switched off per project ---
+
+    def _tool_gate(self, conn: psycopg.Connection, job: PollJob) -> unavailable.Gate | None:
+        """Whether this job may ask Procore (eva00/replica/unavailable.py); None for the company's
+        own lists, which no project's tool settings switch off."""
+        if job.project_id is None or job.kind in COMPANY_LEVEL_KINDS:
+            return None
+        spec = endpoint_for(job.kind)
+        plans = (spec.scope is Scope.PARENT and job.parent_id is None) or (
+            spec.date_window and job.window_from is None)
+        return unavailable.gate(conn, job.kind, job.project_id, self.clock(),
+                                self.settings.unavailable_recheck_s, asks=not plans)
+
+    def _tool_off(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> bool:
+        """A 403/404 for one kind in a project that itself answers is that project's tool switched
+        off: the pair is unavailable until its recheck, and the job ends without error."""
+        if (exc.status not in TOOL_REFUSAL_STATUSES or job.project_id is None
+                or job.kind in COMPANY_LEVEL_KINDS or not self._project_answers(conn, job)):
+            return False
+        reason = refusal_reason(exc)
+        unavailable.record_refusal(conn, job.kind, job.project_id, reason, exc.status, self.clock(),
+                                   self.settings.unavailable_recheck_s)
+        synclog.log_sync(conn, job.kind, job.project_id, "tool_unavailable",
+                         {"status": exc.status, "reason": reason, "poll_id": job.poll_id}, result="skipped")
+        log.info("%s in project %s: %s; asked again in %.0f s", job.kind, job.project_id, reason,
+                 self.settings.unavailable_recheck_s)
+        self._stats.unavailable = reason
+        return True
+
+    def _project_answers(self, conn: psycopg.Connection, job: PollJob) -> bool:
+        """Does the project itself answer (its show)? Told apart from a project refused as a whole;
+        remembered a little while (here, and by the table for every fetcher), so a project's
+        refused kinds cost one look, not one each."""
+        known = self._projects_seen.get(cast(int, job.project_id))
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        if unavailable.project_answered_since(conn, cast(int, job.project_id), self.clock() - PROJECT_SEEN_S):
+            return True
+        spec = endpoint_for("project")
+        path, query = spec.show_request(cast(int, job.project_id), company_id=self.settings.company_id,
+                                        project_id=job.project_id, parent_id=None)
+        self._stats.requests += 1
+        try:
+            self.client.get_json(path, budget=job.budget, params=query, endpoint="project:show",
+                                 deadline_s=CALL_WAIT_S)
+            answers = True
+        except ProcoreRequestFailed:
+            answers = False
+        self._projects_seen[cast(int, job.project_id)] = (answers, time.monotonic() + PROJECT_SEEN_S)
+        return answers
+
     def _refused(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> list[Outgoing]:
-        """403/404 on a project or list: nothing is deleted, the project is reported, the job ends."""
+        """403/404 on a project or list: nothing is deleted, the project is reported, the job ends.
+        A tool switched off in the project is not an error: the pair waits for its recheck."""
 
         spec = endpoint_for(job.kind)
         if exc.status == 404 and job.parent_id is not None and spec.parent_kind:
@@ -403,6 +470,8 @@ class Fetcher:
             return [(keys.STREAM_SYNC_PRIORITY, PollJob(
                 kind=spec.parent_kind, project_id=job.project_id, mode=PollMode.RECONCILE,
                 budget=job.budget, reason=f"parent-gone:{job.kind}", requested_at=time.time()))]
+        if self._tool_off(conn, job, exc):
+            return []
         self._stats.refused = f"{exc.status}: {str(exc)[:200]}"
         synclog.log_sync(conn, job.kind, job.project_id, "fetch_refused",
                          {"status": exc.status, "error": str(exc)[:300], "poll_id": job.poll_id},

@@ -10,7 +10,9 @@ no earlier one is pending (a Redis SET NX key, released by PendingMarkers below,
 the fetcher's and the differ's stages, when that poll ends, and expiring by itself so a lost job
 never blocks its kind for long). Losing Redis loses at most the
 pending markers and queued jobs; the next tick enqueues again and the cursors in PostgreSQL make
-the re-poll cheap. New projects are noticed within ``project_watch_s`` and polled at once.
+the re-poll cheap. New projects are noticed within ``project_watch_s`` and polled at once. A kind
+whose tool is switched off in a project (eva00/replica/unavailable.py) is left out until its
+recheck is due.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from eva00.fullsync.run import FullSync, held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
 from eva00.ops.archive import ArchiveBusy, Archiver
-from eva00.replica import plans, polls
+from eva00.replica import plans, polls, unavailable
 from eva00.runtime import alerts
 from eva00.runtime.bus import Bus, Delivery, Outgoing
 from eva00.runtime.middleware import Middleware
@@ -101,17 +103,19 @@ class Scheduler:
     # --- enqueueing ---
 
     def enqueue(self, jobs: Iterable[PollJob], ttl_s: int) -> int:
-        """Publish each job whose (kind, project, mode) has none pending and that no running full
-        sync is about to fetch; returns how many."""
+        """Publish each job whose (kind, project, mode) has none pending, that no running full
+        sync is about to fetch and whose tool is not switched off in the project until a later
+        recheck (a due recheck is enqueued as an ordinary poll); returns how many."""
         return len(self._publish(jobs, ttl_s))
 
     def _publish(self, jobs: Iterable[PollJob], ttl_s: int) -> list[PollJob]:
         jobs = list(jobs)
         with self.pool.connection() as conn:
             held = held_units(conn, sorted({j.project_id for j in jobs if j.project_id is not None}))
+            switched_off = unavailable.waiting(conn, self.clock())
         published = []
         for job in jobs:
-            if (job.kind, job.project_id) in held:
+            if (job.kind, job.project_id) in held or (job.kind, job.project_id) in switched_off:
                 continue
             marker = keys.job_pending_key(f"{job.kind}:{job.mode}", job.project_id)
             if not self.redis.set(marker, job.reason, nx=True, ex=ttl_s):

@@ -367,6 +367,9 @@ class Traffic:
     def stats(self) -> dict[str, Any]:
         return self.requests_seen.stats()
 
+    def tools_off(self) -> dict[str, list[int]]:
+        return self.records.tools_off()
+
 
 def hammer(sim: SimHandle, count: int) -> list[int]:
     headers = sim.headers()

@@ -55,7 +55,7 @@ def status(**changes: Any) -> dict[str, Any]:
             "files": 40, "files_done": 3, "files_failed": 0, "files_pending": 37,
             "bytes": 31_457_280, "bytes_done": 1_258_291, "eta_s": 42.0, "elapsed_s": 70.0,
             "errors": 0, "file_requests": 0, "file_floor": 0, "api_requests_over_floor": None,
-            "reasons": [], "error_list": [], "kinds": []}
+            "reasons": [], "unavailable": [], "error_list": [], "kinds": []}
     return {**base, **changes}
 
 
@@ -101,6 +101,20 @@ def test_plain_lines_end_with_the_summary_table_and_the_aggregated_reasons() -> 
     assert text.count("full sync fs-1") == 3  # two lines and the table's title
     assert "requests / floor" in text
     assert "incomplete: 1 reason\n  rfi: refused (403) in 1 project (7)\n" in text
+
+
+def test_a_complete_runs_summary_tables_the_tools_switched_off_once_per_kind_and_reason() -> None:
+    reason = "unavailable (403: The Daily Log tool is not enabled for this project)"
+    windows = [_refused("notes_log", project, reason) for project in (4, 5, 6, 7) for _window in range(12)]
+    groups = [g.to_dict() for g in aggregate(windows)]
+    out = io.StringIO()
+    LineReport(out, 0.5, as_json=False).summary(
+        status(status="complete", current_phase=None, files_pending=0, unavailable=groups), [], 0)
+    text = out.getvalue()
+    assert "unavailable (a tool switched off" in text and "incomplete" not in text
+    row = next(line for line in text.splitlines() if "notes_log" in line)
+    assert "The Daily Log tool" in row and " 4 " in row and "4, 5, 6" in row
+    assert text.count("notes_log") == 1  # 48 refused windows, one row
 
 
 def _alert(key: str, severity: str = "warning") -> dict[str, Any]:

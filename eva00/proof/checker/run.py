@@ -28,6 +28,7 @@ from eva00.proof.checker.files import file_figures
 from eva00.proof.checker.ratelimit import rate_limit_figure
 from eva00.proof.checker.streams import dead_letter_figure, pending_figure
 from eva00.simulator.testing import SimHandle
+from eva00.simulator.tools import TOOL_KINDS
 
 # Every figure in the order the report lists it; each counts things that must not exist.
 FIGURES: tuple[str, ...] = (
@@ -60,6 +61,8 @@ class SimulatorView(Protocol):
     def ledger(self, since_seq: int = 0) -> list[dict[str, Any]]: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+    def tools_off(self) -> dict[str, list[int]]: ...
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,10 @@ def check(settings: Settings, sim: SimulatorView, redis_client: redis.Redis, *,
     ``rate`` window."""
     found: dict[str, Finding] = {}
     truth = sim.truth()
+    hidden = hidden_by_tools(sim.tools_off())
     with _snapshot(settings.effective_database_url) as conn:
-        found.update(record_figures(conn, truth["records"]))
+        found.update(record_figures(conn, [r for r in truth["records"]
+                                           if (r["kind"], r["project_id"]) not in hidden]))
         found.update(file_figures(conn, settings.data_dir))
         found["unexpected_dead_letters"] = dead_letter_figure(
             conn, redis_client, expected_dead_letters, expected_dead_letter_count)
@@ -130,6 +135,13 @@ def _snapshot(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 # --- records ---
+
+def hidden_by_tools(tools_off: dict[str, list[int]]) -> set[tuple[str, int]]:
+    """(kind, project) pairs of the tools switched off in a project: Procore shows no record of
+    them, so the replica cannot hold them (the sync lists them as unavailable instead)."""
+    return {(kind, project) for tool, projects in tools_off.items() for kind in TOOL_KINDS[tool]
+            for project in projects}
+
 
 def record_figures(conn: psycopg.Connection, truth_records: list[dict[str, Any]]) -> dict[str, Finding]:
     """The figures that compare rows with the simulator's records, plus the history checks."""
