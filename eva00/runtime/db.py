@@ -14,9 +14,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from eva00 import stack_secrets
 from eva00.config import ROOT_DIR, Settings
+from eva00.runtime import roles
 from eva00.runtime.backoff import capped_backoff_s
 
 log = logging.getLogger(__name__)
@@ -26,11 +29,43 @@ SCHEMA_PATH = ROOT_DIR / "schema.sql"
 SCHEMA_LOCK_KEY = 0x0E7A00
 
 
-def apply_schema(database_url: str, schema_path: Path = SCHEMA_PATH) -> None:
+class SchemaMissing(psycopg.OperationalError):
+    """The database has no schema and the configured role may not apply it (waited for)."""
+
+
+def apply_schema(database_url: str, schema_path: Path = SCHEMA_PATH, *, app_role: str = "") -> None:
+    """As the schema's owner: schema.sql, then the app role's grants (when it is another role)."""
     sql = schema_path.read_text()
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         conn.execute(sql.encode())
+        if app_role and app_role != conn.info.user:
+            roles.grant_app_role(conn, app_role)
+
+
+def role_of(database_url: str) -> str:
+    return str(conninfo_to_dict(database_url).get("user") or "")
+
+
+def prepare(settings: Settings) -> None:
+    """Schema and grants applied by the owner; with only the app role, check the schema is there.
+
+    The embedded stack also creates its database and app role (password from var/secrets/)."""
+    owner_url, app_role = settings.effective_owner_url, role_of(settings.effective_database_url)
+    if settings.embedded_postgres:
+        create_database_if_missing(owner_url)
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            password = stack_secrets.read_secret(settings.secrets_dir / stack_secrets.PG_APP)
+            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+                roles.create_app_role(conn, app_role, password)
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        may_apply = roles.can_apply_schema(conn)
+        present = conn.execute("SELECT to_regclass('record_files') IS NOT NULL").fetchone()
+    if may_apply:
+        apply_schema(owner_url, app_role=app_role)
+    elif not (present and present[0]):
+        raise SchemaMissing(f"no schema in the database and {role_of(owner_url)} may not apply it:"
+                            " run `eva00 db init` with EVA00_DATABASE_OWNER_URL set")
 
 
 def create_database_if_missing(database_url: str) -> None:
@@ -53,9 +88,7 @@ def wait_until_ready(settings: Settings, *, timeout_s: float = 120.0,
     attempt = 0
     while True:
         try:
-            if settings.embedded_postgres:
-                create_database_if_missing(settings.effective_database_url)
-            apply_schema(settings.effective_database_url)
+            prepare(settings)
             return
         except psycopg.OperationalError as exc:
             attempt += 1
