@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 import redis
 
 from eva00.config import Settings
@@ -65,6 +66,12 @@ def database_url(stack: Stack) -> Iterator[str]:
     yield stack.database_url(name)
     with psycopg.connect(stack.admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def owner_database_url(stack: Stack, database_url: str) -> str:
+    """The same test database as the schema's owner (applies schema.sql, bypasses the grants)."""
+    return stack.owner_url(str(conninfo_to_dict(database_url)["dbname"]))
 
 
 @pytest.fixture
