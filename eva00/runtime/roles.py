@@ -17,6 +17,8 @@ from psycopg import sql
 # delete reconciliation (eva00/replica/polls.py). Nothing else is ever deleted.
 APP_DELETES = ("sync_log", "webhook_events", "reconcile_seen")
 SCHEMAS = ("public", "live")
+GRANTS_SUMMARY = ("SELECT, INSERT, UPDATE on every table, SELECT on live.*, USAGE on the sequences,"
+                  " DELETE on " + ", ".join(APP_DELETES) + " only")
 
 
 def protected_tables(conn: psycopg.Connection) -> list[str]:
