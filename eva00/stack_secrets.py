@@ -7,6 +7,7 @@ command run before the stack was ever started fails to authenticate instead of i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -40,10 +41,8 @@ def ensure_secret(path: Path, size_bytes: int = 32) -> str:
     """The secret stored at ``path``, made now (URL-safe, ``size_bytes`` of entropy) if missing."""
     private_dir(path.parent)
     value = secrets.token_urlsafe(size_bytes)
-    try:
+    with contextlib.suppress(FileExistsError):  # made by a racing starter: keep theirs
         write_private(path, value + "\n", exclusive=True)
-    except FileExistsError:
-        pass
     return read_secret(path)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 import redis
+from psycopg.conninfo import conninfo_to_dict
 
 from eva00.config import Settings
 from eva00.ops.localstack import ChildServer, PostgresSpec, RedisSpec, temporary_stack
@@ -48,7 +48,8 @@ def stack() -> Iterator[Stack]:
     base = Path(tempfile.mkdtemp(prefix="eva00-tests-"))
     try:
         with temporary_stack(base) as (_, _, pg, redis_server):
-            pg_spec, redis_spec = PostgresSpec(base / "pg", pg.port), RedisSpec(base / "redis", redis_server.port)
+            pg_spec = PostgresSpec(base / "pg", pg.port)
+            redis_spec = RedisSpec(base / "redis", redis_server.port)
             with psycopg.connect(pg_spec.owner_url, autocommit=True) as conn:
                 conn.execute("CREATE DATABASE eva00_template")
             db.apply_schema(pg_spec.database_url("eva00_template", owner=True), app_role=pg_spec.user)

@@ -213,7 +213,8 @@ class PostgresSpec:
             return
         # initdb reads the password from a file its account can open; it is removed right after.
         pwfile = self.data_dir.parent / f".initdb-{os.getpid()}.pw"
-        stack_secrets.write_private(pwfile, stack_secrets.read_secret(self.secrets_dir / stack_secrets.PG_OWNER))
+        owner_password = stack_secrets.read_secret(self.secrets_dir / stack_secrets.PG_OWNER)
+        stack_secrets.write_private(pwfile, owner_password)
         try:
             if who:
                 os.chown(pwfile, who.uid, who.gid)

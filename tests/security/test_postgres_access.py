@@ -42,7 +42,7 @@ def _without_password(url: str, user: str) -> str:
 
 @pytest.mark.parametrize("role", ["eva00", "eva00_owner", "postgres"])
 def test_no_role_logs_in_without_the_password(database_url: str, role: str) -> None:
-    with pytest.raises(psycopg.OperationalError, match="password|does not exist"):
+    with pytest.raises(psycopg.OperationalError, match=r"password|does not exist"):
         psycopg.connect(_without_password(database_url, role), connect_timeout=5)
 
 

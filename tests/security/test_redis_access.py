@@ -72,7 +72,7 @@ def test_the_app_user_does_the_stages_work(redis_url: str) -> None:
     assert client.xreadgroup("g", "c", {"eva00:test:s": ">"}, count=1)
     assert client.register_script("return redis.call('INCR', KEYS[1])")(keys=["eva00:test:n"]) == 1
     client.set("eva00:test:kept", "1")
-    with pytest.raises(redis.exceptions.ResponseError, match="permission|NOPERM|can't run this command"):
+    with pytest.raises(redis.exceptions.ResponseError, match=r"permission|NOPERM|can't run this command"):
         client.eval("return redis.call('FLUSHALL')", 0)  # ACLs hold inside scripts too
     assert client.get("eva00:test:kept") == b"1"
 
