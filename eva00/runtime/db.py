@@ -56,8 +56,7 @@ def prepare(settings: Settings) -> None:
         create_database_if_missing(owner_url)
         with psycopg.connect(owner_url, autocommit=True) as conn:
             password = stack_secrets.read_secret(settings.secrets_dir / stack_secrets.PG_APP)
-            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
-                roles.create_app_role(conn, app_role, password)
+            roles.create_app_role(conn, app_role, password, reset_password=False)
     with psycopg.connect(owner_url, autocommit=True) as conn:
         may_apply = roles.can_apply_schema(conn)
         present = conn.execute("SELECT to_regclass('record_files') IS NOT NULL").fetchone()

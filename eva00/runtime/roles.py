@@ -17,6 +17,7 @@ from psycopg import sql
 # delete reconciliation (eva00/replica/polls.py). Nothing else is ever deleted.
 APP_DELETES = ("sync_log", "webhook_events", "reconcile_seen")
 SCHEMAS = ("public", "live")
+ROLE_LOCK_KEY = 0x0E7A01  # any constant; the same in every process creating the app role
 GRANTS_SUMMARY = ("SELECT, INSERT, UPDATE on every table, SELECT on live.*, USAGE on the sequences,"
                   " DELETE on " + ", ".join(APP_DELETES) + " only")
 
@@ -30,12 +31,19 @@ def protected_tables(conn: psycopg.Connection) -> list[str]:
     return [row[0] for row in rows]
 
 
-def create_app_role(conn: psycopg.Connection, role: str, password: str) -> None:
-    """The login role the stages use, without any attribute beyond LOGIN (password kept current)."""
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
-    conn.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
-                         " NOBYPASSRLS PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+def create_app_role(conn: psycopg.Connection, role: str, password: str, *,
+                    reset_password: bool = True) -> None:
+    """The login role the stages use, without any attribute beyond LOGIN. Every stage calls this
+    at start (``reset_password=False``: create if missing), so it runs under an advisory lock:
+    concurrent CREATE/ALTER ROLE of one role fail with "tuple concurrently updated"."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLE_LOCK_KEY,))
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if exists and not reset_password:
+            return
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                             " NOBYPASSRLS PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
 
 
 def grant_app_role(conn: psycopg.Connection, role: str) -> None:
