@@ -30,6 +30,15 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def tighten(path: Path) -> None:
+    """Drop group and other bits under ``path`` (files an older version left 0644, e.g. logs and
+    Redis's AOF). For small directories only: the document store is left to `eva00 doctor`."""
+    for found in [path, *path.rglob("*")]:
+        info = found.lstat()
+        if not os.path.islink(found) and info.st_mode & 0o077:
+            found.chmod(info.st_mode & 0o7700)
+
+
 def read_secret(path: Path) -> str:
     try:
         return path.read_text().strip()

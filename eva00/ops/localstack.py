@@ -303,6 +303,7 @@ class RedisSpec:
         prepare_var_dir(self.data_dir.parent)
         stack_secrets.ensure_stack_secrets(self.secrets_dir)
         stack_secrets.private_dir(self.data_dir)
+        stack_secrets.tighten(self.data_dir)
         stack_secrets.write_private(self.conf_path, self.config_text())
         _own_dir(self.data_dir, run_as())
 

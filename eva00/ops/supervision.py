@@ -87,6 +87,7 @@ def up(settings: Settings, *, conf: Path = CONF_PATH, wait_s: float = 60.0) -> l
 
     prepare_var_dir(settings.var_dir)
     stack_secrets.private_dir(settings.var_dir / "log")
+    stack_secrets.tighten(settings.var_dir / "log")
     if settings.embedded_postgres or settings.embedded_redis:
         stack_secrets.ensure_stack_secrets(settings.secrets_dir)
     if not is_running(settings):

@@ -21,7 +21,7 @@ import pytest
 from eva00 import stack_secrets
 from eva00.config import ROOT_DIR, Settings
 from eva00.ops import supervision
-from eva00.ops.localstack import StackError, free_port, prepare_var_dir, run_as
+from eva00.ops.localstack import RedisSpec, StackError, free_port, prepare_var_dir, run_as
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,10 +76,15 @@ def reachable_tmp() -> Iterator[Path]:
 
 def test_a_loose_var_dir_left_by_an_older_version_is_tightened(reachable_tmp: Path) -> None:
     var = reachable_tmp / "var"
-    var.mkdir(mode=0o755)
+    (var / "redis").mkdir(parents=True)
     var.chmod(0o755)
-    prepare_var_dir(var)
+    aof = var / "redis" / "appendonly.aof"
+    aof.write_text("*1\r\n$4\r\nPING\r\n")
+    aof.chmod(0o644)  # what Redis wrote before the umask
+    RedisSpec(var / "redis", free_port()).prepare()
     assert var.stat().st_mode & 0o777 == (0o710 if run_as() else 0o700)
+    assert aof.stat().st_mode & 0o777 == 0o600
+    assert _loose(var) == []
 
 
 @pytest.mark.parametrize("parent_mode", [0o700, 0o750, 0o755])
