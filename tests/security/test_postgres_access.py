@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,38 @@ def test_the_app_role_reads_and_writes_what_the_stages_need(app: psycopg.Connect
                          " WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchall()
     assert len(tables) > 20 and all(row[1:] == (True, True, True) for row in tables)
     assert app.execute("SELECT count(*) FROM live.rfis").fetchone() == (0,)
+
+
+def test_db_init_creates_a_restricted_app_role_on_an_external_server(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eva00.cli.main import main
+
+    suffix = uuid.uuid4().hex[:10]
+    name, role = f"ext_{suffix}", f"app_{suffix}"
+    with psycopg.connect(stack.admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    app_url = make_conninfo(**{**conninfo_to_dict(stack.database_url(name)), "user": role,
+                               "password": "app-" + suffix, "passfile": "/nonexistent"})
+    monkeypatch.setenv("DATABASE_URL", _as_url(app_url))
+    monkeypatch.setenv("REDIS_URL", stack.redis_url)
+    monkeypatch.setenv("EVA00_DATABASE_OWNER_URL", stack.owner_url(name))
+    umask = os.umask(0o022)
+    try:
+        assert main(["db", "init", "--create-app-role", "--wait-s", "30"]) == 0
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM sync_log").fetchone() == (0,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM record_versions")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("ALTER TABLE rfis DISABLE TRIGGER USER")
+    finally:
+        os.umask(umask)
+        with psycopg.connect(stack.admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def _as_url(conninfo: str) -> str:
+    params = conninfo_to_dict(conninfo)
+    return (f"postgresql://{params['user']}:{params['password']}@{params['host']}:{params['port']}"
+            f"/{params['dbname']}")
