@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock up down status doctor test test-fast lint full-sync demo bench chaos db-init clean
+LOCK := requirements.lock
 
-.PHONY: setup lock up down status test test-fast lint full-sync demo bench chaos db-init clean
+.PHONY: setup lock up down status doctor test test-fast lint full-sync demo bench chaos db-init clean
 
 # Every dependency from the lock file, each checked against its sha256 (--require-hashes); then the
 # project itself, with no dependency resolution and no build-time download (its build needs only
