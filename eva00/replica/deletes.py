@@ -107,8 +107,9 @@ def soft_delete_signalled(conn: psycopg.Connection[Any], kind: str, project_id: 
 
     The mass-delete guard of ``soft_delete_missing`` holds here too: when a single signal names
     more than ``max_ratio`` of the live rows (and more than MASS_DELETE_FLOOR), the rows are only
-    flagged ``delete_pending``; a row already pending (a delete webhook, an earlier listing that
-    missed it, or an earlier signal) has two independent signals and is deleted. A reconciliation
+    flagged ``delete_pending``; a row already pending from a listing (an earlier listing that
+    missed it, or an earlier signal) has two independent signals and is deleted; a delete
+    webhook's flag is not one. A reconciliation
     of the same poll (kinds listed whole) is such a second signal. Rows fetched after ``at`` were
     seen alive later and stay.
     """
@@ -122,7 +123,9 @@ def soft_delete_signalled(conn: psycopg.Connection[Any], kind: str, project_id: 
                                        + " AND NOT is_deleted"), (kind, project_id)).fetchone()
         live = int(live_row[0]) if live_row else 0
         rows = conn.execute(scoped(
-            table, "SELECT procore_id, delete_pending FROM {table} WHERE " + SCOPE + " AND NOT is_deleted"
+            # a delete webhook's flag is no second signal: anyone holding the secret can send one
+            table, "SELECT procore_id, delete_pending AND delete_pending_source IS NOT DISTINCT FROM"
+            " 'listing' FROM {table} WHERE " + SCOPE + " AND NOT is_deleted"
             " AND fetched_at <= %s AND procore_id = ANY(%b::bigint[]) ORDER BY procore_id FOR NO KEY UPDATE"),
             (kind, project_id, at, sorted(set(signalled_ids)))).fetchall()
         named = [int(r[0]) for r in rows]

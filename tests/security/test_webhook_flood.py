@@ -153,6 +153,21 @@ def test_forged_delete_events_cannot_push_a_mass_delete_through_the_guard(
         assert sources.fetchall() == [("listing",)]
 
 
+def test_forged_delete_events_cannot_push_a_mass_delete_through_a_recycle_bin_listing(
+        options: WebhookOptions, pool: ConnectionPool, redis_client: redis.Redis) -> None:
+    ids = list(range(50_000_001, 50_000_021))
+    with pool.connection() as conn:
+        upsert_records(conn, [FetchedRecord("rfi", i, PROJECTS[0], {"id": i}, FETCHED, "api") for i in ids])
+    intake = Intake(options, redis_client, pool, clock=lambda: NOW_S)
+    assert deliver_all(intake, [event(i, event_type="delete") for i in ids]) == Counter({202: 20})
+    # then a recycle bin (a delete signal) names them all: one signal, however many webhooks
+    with pool.connection() as conn:
+        result = deletes.soft_delete_signalled(conn, "rfi", PROJECTS[0], ids, max_ratio=0.10,
+                                               at=FETCHED + timedelta(hours=1))
+    assert (result.guard_tripped, result.deleted, result.held) == (True, 0, 20)
+    assert live_rfis(pool) == ids
+
+
 def test_a_forged_delete_never_outranks_a_guard_flag_already_set_by_a_listing(
         options: WebhookOptions, pool: ConnectionPool, redis_client: redis.Redis) -> None:
     ids = list(range(40_000_001, 40_000_011))

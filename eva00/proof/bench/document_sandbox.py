@@ -87,6 +87,7 @@ class Files:
         import redis
 
         from eva00.messages import StoredFileJob
+        from eva00.runtime.bus import Bus
 
         temp, handle = self.store.open_temp()
         with handle:
@@ -98,7 +99,7 @@ class Files:
                          " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                          (sha256, len(data), content_type, str(stored.path)))
         job = StoredFileJob(sha256=sha256, content_type=content_type, size_bytes=len(data))
-        redis.Redis.from_url(self.redis_url).xadd(stream, job.to_fields())  # type: ignore[arg-type]
+        Bus(redis.Redis.from_url(self.redis_url), "bench").publish(stream, job)
         return sha256
 
     def outcome(self, sha256: str, stage: str) -> str:
