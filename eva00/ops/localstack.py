@@ -72,7 +72,9 @@ def postgres_bin_dir() -> Path:
         candidates.append(Path(env))
     if found := shutil.which("initdb"):
         candidates.append(Path(found).resolve().parent)
-    candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True)
+    # The newest major first (numerically: 16 before 9).
+    candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True,
+                         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
     if package := _package_dir("pgserver"):
         candidates.append(package / "pginstall" / "bin")
     for directory in candidates:
