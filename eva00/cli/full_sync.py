@@ -221,14 +221,18 @@ def where_to_look(settings: Settings) -> str:
     database = urlsplit(settings.effective_database_url)
     if database.password:  # never print a password
         database = database._replace(netloc=database.netloc.replace(f":{database.password}@", ":***@"))
+    # The embedded Redis asks for its app user's password, read from its file (never printed).
+    redis_auth = (f'REDISCLI_AUTH="$(cat {settings.secrets_dir / "redis-app.password"})" '
+                  if settings.embedded_redis else "")
+    redis_user = f" --user {redis_at.username}" if redis_at.username else ""
     return "\n".join([
         "",
         "Where to look:",
         f"  dashboard        http://127.0.0.1:{settings.dashboard_port}/",
         "  status           make status   (processes, stream backlogs, freshness, alerts)",
-        f"  stream backlogs  redis-cli -h {redis_at.hostname} -p {redis_at.port or 6379}"
-        " XINFO GROUPS eva00:sync:scheduled   (or `eva00 backlog`)",
-        f"  the replica      psql {database.geturl()}   (views in schema live)",
+        f"  stream backlogs  {redis_auth}redis-cli -h {redis_at.hostname} -p {redis_at.port or 6379}"
+        f"{redis_user} XINFO GROUPS eva00:sync:scheduled   (or `eva00 backlog`)",
+        f"  the replica      psql '{database.geturl()}'   (views in schema live)",
         "  full-text        eva00 search 'concrete'",
         "  progress (JSON)  eva00 full-sync --status --json",
         "  stop             make down",

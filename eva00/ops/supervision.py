@@ -79,8 +79,17 @@ def is_running(settings: Settings) -> bool:
 
 
 def up(settings: Settings, *, conf: Path = CONF_PATH, wait_s: float = 60.0) -> list[dict[str, Any]]:
-    """Start supervisord (daemonized) unless it runs; wait until autostarted programs settle."""
-    (settings.var_dir / "log").mkdir(parents=True, exist_ok=True)
+    """Start supervisord (daemonized) unless it runs; wait until autostarted programs settle.
+
+    The embedded stack's passwords are made first, so every program reads them at its start."""
+    from eva00 import stack_secrets
+    from eva00.ops.localstack import prepare_var_dir
+
+    prepare_var_dir(settings.var_dir)
+    stack_secrets.private_dir(settings.var_dir / "log")
+    stack_secrets.tighten(settings.var_dir / "log")
+    if settings.embedded_postgres or settings.embedded_redis:
+        stack_secrets.ensure_stack_secrets(settings.secrets_dir)
     if not is_running(settings):
         supervisord = str(Path(sys.executable).parent / "supervisord")
         done = subprocess.run([supervisord, "-c", str(conf)], env=supervisor_env(settings),

@@ -19,9 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from eva00 import stack_secrets
 from eva00.config import ROOT_DIR, Settings
+from eva00.runtime import roles
 from eva00.runtime.backoff import capped_backoff_s
 
 log = logging.getLogger(__name__)
@@ -31,14 +34,22 @@ SCHEMA_PATH = ROOT_DIR / "schema.sql"
 SCHEMA_LOCK_KEY = 0x0E7A00
 
 
-def apply_schema(database_url: str, schema_path: Path = SCHEMA_PATH) -> None:
+class SchemaMissing(psycopg.OperationalError):
+    """The database has no schema and the configured role may not apply it (waited for)."""
+
+
+def apply_schema(database_url: str, schema_path: Path = SCHEMA_PATH, *, app_role: str = "") -> None:
+    """As the schema's owner: schema.sql, then the app role's grants (when it is another role)."""
     sql = schema_path.read_text()
-    digest = hashlib.sha256(sql.encode()).hexdigest()
+    # the grants depend on the app role: the same schema.sql for another role is applied anew
+    digest = hashlib.sha256(sql.encode() + b"\0" + app_role.encode()).hexdigest()
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         if _applied_hash(conn) == digest:
             return
         conn.execute(sql.encode())
+        if app_role and app_role != conn.info.user:
+            roles.grant_app_role(conn, app_role)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_applied (id int PRIMARY KEY CHECK (id = 1),"
                      " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
         conn.execute("INSERT INTO schema_applied (id, sha256) VALUES (1, %s) ON CONFLICT (id) DO UPDATE"
@@ -50,6 +61,30 @@ def _applied_hash(conn: psycopg.Connection[Any]) -> str | None:
         return None
     row = conn.execute("SELECT sha256 FROM schema_applied WHERE id = 1").fetchone()
     return str(row[0]) if row else None
+
+
+def role_of(database_url: str) -> str:
+    return str(conninfo_to_dict(database_url).get("user") or "")
+
+
+def prepare(settings: Settings) -> None:
+    """Schema and grants applied by the owner; with only the app role, check the schema is there.
+
+    The embedded stack also creates its database and app role (password from var/secrets/)."""
+    owner_url, app_role = settings.effective_owner_url, role_of(settings.effective_database_url)
+    if settings.embedded_postgres:
+        create_database_if_missing(owner_url)
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            password = stack_secrets.read_secret(settings.secrets_dir / stack_secrets.PG_APP)
+            roles.create_app_role(conn, app_role, password, reset_password=False)
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        may_apply = roles.can_apply_schema(conn)
+        present = conn.execute("SELECT to_regclass('record_files') IS NOT NULL").fetchone()
+    if may_apply:
+        apply_schema(owner_url, app_role=app_role)
+    elif not (present and present[0]):
+        raise SchemaMissing(f"no schema in the database and {role_of(owner_url)} may not apply it:"
+                            " run `eva00 db init` with EVA00_DATABASE_OWNER_URL set")
 
 
 def create_database_if_missing(database_url: str) -> None:
@@ -72,9 +107,7 @@ def wait_until_ready(settings: Settings, *, timeout_s: float = 120.0,
     attempt = 0
     while True:
         try:
-            if settings.embedded_postgres:
-                create_database_if_missing(settings.effective_database_url)
-            apply_schema(settings.effective_database_url)
+            prepare(settings)
             return
         except psycopg.OperationalError as exc:
             attempt += 1

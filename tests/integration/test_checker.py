@@ -84,7 +84,7 @@ def world(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
     name = "chk_" + uuid.uuid4().hex[:12]
     with psycopg.connect(stack.admin_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE eva00_template")
-    client = redis.Redis.from_url(stack.redis_url)
+    client = redis.Redis.from_url(stack.redis_admin_url)
     client.flushall()
     try:
         with running_simulator(base / "sim", **WORLD) as sim:
@@ -103,9 +103,10 @@ class Replica:
     sim: SimHandle
     settings: Settings
     redis: redis.Redis
+    owner_url: str  # the faults below need the schema's owner (the app role may not disable a guard)
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.settings.effective_database_url, autocommit=True) as conn:
+        with psycopg.connect(self.owner_url, autocommit=True) as conn:
             cursor = conn.execute(statement, params)
             return cursor.fetchall() if cursor.description else []
 
@@ -124,7 +125,7 @@ def replica(world: World, stack: Stack, redis_client: redis.Redis, tmp_path: Pat
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {world.database}")
     shutil.copytree(world.settings.data_dir, tmp_path / "data")
     settings = world.settings.replace(database_url=stack.database_url(name), data_dir=tmp_path / "data")
-    yield Replica(world.sim, settings, redis_client)
+    yield Replica(world.sim, settings, redis_client, stack.owner_url(name))
     with psycopg.connect(stack.admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

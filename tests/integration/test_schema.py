@@ -49,8 +49,10 @@ CATALOG_QUERIES = {
 
 
 @pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as connection:
+def conn(owner_database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    # As the owner: the guards below hold even for the role that may alter the tables (the app
+    # role cannot even try; tests/security/test_postgres_access.py).
+    with psycopg.connect(owner_database_url, autocommit=True) as connection:
         yield connection
 
 
@@ -107,20 +109,20 @@ def _count(conn: psycopg.Connection[Any], relation: str) -> int:
 
 # --- idempotence ---
 
-def test_applying_the_schema_again_changes_nothing_in_the_catalog(database_url: str) -> None:
-    before = _catalog(database_url)
-    db.apply_schema(database_url)
-    db.apply_schema(database_url)
-    after = _catalog(database_url)
+def test_applying_the_schema_again_changes_nothing_in_the_catalog(owner_database_url: str) -> None:
+    before = _catalog(owner_database_url)
+    db.apply_schema(owner_database_url, app_role="eva00")
+    db.apply_schema(owner_database_url, app_role="eva00")
+    after = _catalog(owner_database_url)
     assert after == before
     assert len(before["relations"]) > 100  # the snapshot really saw the schema
 
 
-def test_applying_the_schema_again_keeps_every_row(database_url: str,
+def test_applying_the_schema_again_keeps_every_row(owner_database_url: str,
                                                    conn: psycopg.Connection[Any]) -> None:
     _add_record(conn, "rfi")
     conn.execute("INSERT INTO sync_log (action) VALUES ('insert')")
-    db.apply_schema(database_url)
+    db.apply_schema(owner_database_url)
     assert (_count(conn, "rfis"), _count(conn, "record_versions"), _count(conn, "sync_log")) == (1, 1, 1)
 
 
@@ -129,7 +131,7 @@ def test_four_processes_applying_the_schema_at_once_to_an_empty_database_all_suc
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(stack.admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    url = stack.database_url(name)
+    url = stack.owner_url(name)
     start = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -147,7 +149,8 @@ def test_four_processes_applying_the_schema_at_once_to_an_empty_database_all_suc
         for thread in threads:
             thread.join(timeout=60)
         assert errors == []
-        assert _without_oids(_catalog(url)) == _without_oids(_catalog(database_url))
+        assert _without_oids(_catalog(url)) == _without_oids(_catalog(stack.owner_url(
+            str(psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]))))
     finally:
         with psycopg.connect(stack.admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -89,9 +89,11 @@ def no_outage_expected(seconds: float) -> None:
 
 
 @pytest.fixture
-def pool(database_url: str) -> Iterator[ConnectionPool]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
+def pool(database_url: str, owner_database_url: str) -> Iterator[ConnectionPool]:
+    # Made by the schema's owner like every table; the stage works on them as the app role.
+    with psycopg.connect(owner_database_url, autocommit=True) as conn:
         conn.execute(TABLES)
+        conn.execute("GRANT ALL ON effects, commits, checked_at_commit, indexed_titles TO eva00")
     with ConnectionPool(database_url, min_size=1, max_size=2, timeout=1, open=True,
                         check=ConnectionPool.check_connection) as connections:
         yield connections

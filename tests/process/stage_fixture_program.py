@@ -27,10 +27,12 @@ from typing import Any
 
 import psycopg
 import redis
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
 from eva00.messages import Message, message
+from eva00.runtime import db
 from eva00.runtime.bus import Delivery, Outgoing
 from eva00.runtime.stage import Stage, accepting
 
@@ -93,8 +95,11 @@ def main() -> int:
         in_handler(msg.item_id)
         return [(outbound, Item(msg.item_id))]
 
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    # The test's own tables, made by the schema's owner like every table (the app role creates none).
+    with psycopg.connect(settings.effective_owner_url, autocommit=True) as conn:
         conn.execute(TABLES)
+        conn.execute(sql.SQL("GRANT ALL ON stage_effects, stage_commits TO {}").format(
+            sql.Identifier(db.role_of(settings.database_url))))
     client = redis.Redis.from_url(settings.redis_url)
     with ConnectionPool(settings.database_url, min_size=1, max_size=2, open=True,
                         check=ConnectionPool.check_connection) as pool:

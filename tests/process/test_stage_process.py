@@ -40,12 +40,13 @@ def _item(item_id: str) -> dict[str, bytes]:
 class Program:
     """Starts the fixture stage as a real process; keeps its stderr for failure messages."""
 
-    def __init__(self, tmp_path: Path, database_url: str, redis_url: str) -> None:
+    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, owner_url: str) -> None:
         self.tmp_path = tmp_path
         self.base_env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "DATABASE_URL": database_url,
+            "EVA00_DATABASE_OWNER_URL": owner_url,
             "REDIS_URL": redis_url,
             "SUPERVISOR_PROCESS_NAME": CONSUMER,
             "EVA00_STREAM_BLOCK_MS": "300",
@@ -86,8 +87,8 @@ class Program:
 
 
 @pytest.fixture
-def program(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Program]:
-    runner = Program(tmp_path, database_url, redis_url)
+def program(tmp_path: Path, database_url: str, redis_url: str, owner_database_url: str) -> Iterator[Program]:
+    runner = Program(tmp_path, database_url, redis_url, owner_database_url)
     yield runner
     runner.stop_all()
 

@@ -4,9 +4,11 @@ with SIGKILL is brought back by supervisord."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    var = Path(tmp_path_factory.mktemp("stack")) / "var"
+def running_stack() -> Iterator[Settings]:
+    # Not pytest's tmp_path: its parents are 0700, and when run as root the servers' unprivileged
+    # account must traverse down to var/ (eva00 never changes a parent's mode).
+    base = Path(tempfile.mkdtemp(prefix="eva00-supervisord-"))
+    base.chmod(0o711)
+    var = base / "var"
     env = {
         "EVA00_VAR_DIR": str(var),
         "EVA00_DATA_DIR": str(var / "data"),
@@ -49,6 +55,7 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
         # Downloaders may finish a transfer on SIGTERM (stopwaitsecs=300): allow for it.
         subprocess.run([sys.executable, "-m", "eva00", "down"], env=full_env, cwd=ROOT,
                        capture_output=True, timeout=400)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _infos(settings: Settings) -> dict[str, dict[str, Any]]:

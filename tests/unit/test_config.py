@@ -32,6 +32,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "PROCORE_REDIRECT_URI": ("https://example.com/callback", "https://example.com/callback"),
     "DATABASE_URL": ("postgresql://u@db.example:5433/eva", "postgresql://u@db.example:5433/eva"),
     "REDIS_URL": ("redis://cache.example:6380/2", "redis://cache.example:6380/2"),
+    "EVA00_DATABASE_OWNER_URL": ("postgresql://owner@db.example:5433/eva",
+                                 "postgresql://owner@db.example:5433/eva"),
     "EVA00_DATA_DIR": ("/srv/eva/data", Path("/srv/eva/data")),
     "EVA00_VAR_DIR": ("/srv/eva/var", Path("/srv/eva/var")),
     "EVA00_PG_PORT": ("5433", 5433),
@@ -106,6 +108,7 @@ MALFORMED: dict[str, list[str]] = {
     "PROCORE_AUTH_MODE": ["password"],
     "DATABASE_URL": ["mysql://u@h/db", "127.0.0.1:5432"],
     "REDIS_URL": ["http://127.0.0.1:6379"],
+    "EVA00_DATABASE_OWNER_URL": ["mysql://u@h/db"],
     **{name: ["0", "65536", "eighty"] for name in (
         "EVA00_PG_PORT", "EVA00_REDIS_PORT", "EVA00_SIM_PORT", "EVA00_SIM_STORAGE_PORT",
         "EVA00_WEBHOOK_PORT", "EVA00_DASHBOARD_PORT")},

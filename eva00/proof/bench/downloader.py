@@ -152,7 +152,7 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
     pg_spec, pg = start_postgres(tmp_dir / "stack")
     redis_spec, redis_server = start_redis(tmp_dir / "stack")
     try:
-        db.apply_schema(pg_spec.url)
+        db.apply_schema(pg_spec.owner_url, app_role=pg_spec.user)
         with running_simulator(tmp_dir / "sim", projects=1, items=50, rate_limit="off") as sim:
             bench = Bench(tmp_dir, sim, pg_spec.url, redis_spec.url)
             # A first copy is thrown away: the VM's first touch of the memory the page cache

@@ -123,7 +123,7 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
     pg_spec, pg = start_postgres(tmp_dir / "stack")
     redis_spec, redis_server = start_redis(tmp_dir / "stack")
     try:
-        db.apply_schema(pg_spec.url)
+        db.apply_schema(pg_spec.owner_url, app_role=pg_spec.user)
         return _measure(tmp_dir, pg_spec.url, redis_spec.url)
     finally:
         redis_server.stop()

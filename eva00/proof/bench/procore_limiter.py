@@ -118,7 +118,7 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
         stack.callback(redis_server.stop)
         pg_spec, pg_server = start_postgres(tmp_dir / "stack")
         stack.callback(pg_server.stop)
-        db.apply_schema(pg_spec.url)
+        db.apply_schema(pg_spec.owner_url, app_role=pg_spec.user)
         sim = stack.enter_context(running_simulator(tmp_dir / "sim", projects=2, items=50, rate_limit="100/6",
                                                     spike="off"))
         settings = Settings(procore_api_base=sim.api_base, procore_login_base=sim.login_base,

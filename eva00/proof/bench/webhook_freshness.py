@@ -112,7 +112,7 @@ def one_run(tmp_dir: Path, *, webhooks: bool) -> tuple[list[float], int]:
     pg_spec, pg = start_postgres(tmp_dir / "stack")
     redis_spec, redis_server = start_redis(tmp_dir / "stack")
     try:
-        db.apply_schema(pg_spec.url)
+        db.apply_schema(pg_spec.owner_url, app_role=pg_spec.user)
         with running_simulator(tmp_dir / "sim", projects=PROJECTS, items=5000, rate_limit="100/6",
                                spike="25/1") as sim:
             port = free_port()

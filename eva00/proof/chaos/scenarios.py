@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import redis
 import requests
 
 from eva00.fullsync.run import Run
@@ -121,7 +122,9 @@ def redis_outages(stack: ChaosStack, outcome: Outcome, rng: random.Random) -> No
     stack.wait_running()
     outcome.notes.append(f"redis killed with {before} keys; back with {_dbsize(stack)} (AOF)")
     stack.wait_for_phase(run, 3)
-    stack.redis.flushall()
+    # The stages' Redis user may not FLUSHALL; an operator's admin user may.
+    with redis.Redis.from_url(stack.settings.redis_admin_url, socket_timeout=10) as admin:
+        admin.flushall()
     outcome.notes.append("redis wiped (FLUSHALL) during phase 3")
     _finish(stack, run, outcome)
 
