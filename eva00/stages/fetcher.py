@@ -1,7 +1,10 @@
 """The fetcher stage: turns poll jobs into fetched pages, one page of Procore per job.
 
 Delivery guarantee: at least once, and a crash re-fetches at most the page in flight. A job is
-one page: the fetcher fetches it, then in one Redis MULTI emits the page to the differ, enqueues
+one page: the fetcher fetches it with no PostgreSQL transaction open (what it must read first, a
+cursor or the stored list hashes, it reads in short read-only transactions closed before the next
+request or limiter wait), records what the job produced in one short transaction (the full-sync
+ledger, a refusal, an alert), then in one Redis MULTI emits the page to the differ, enqueues
 the job for the next page (same poll id and window) and acknowledges its own job. Windows come
 from the server's clock: the upper bound is fixed before page 1, and the cursor target is the
 smaller of it and page 1's Date minus the safety margin, so a host clock running ahead can never
@@ -20,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -40,6 +43,7 @@ from eva00.procore.paging import Page, Window, page_params, parse_page
 from eva00.replica import cursors, polls, synclog
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
+from eva00.runtime.stage import Reads
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,19 @@ def http_date(value: str | None) -> datetime | None:
         return None
 
 
+@dataclass
+class Fetched:
+    """What one job fetched, for the short transaction that records it."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    refused: ProcoreRequestFailed | None = None  # the job ends as a refusal (nothing forwarded)
+    forbidden_projects: list[int] = field(default_factory=list)  # stored projects answering 403
+
+
 class Fetcher:
+    """A FetchThenRecord handler (runtime/stage.py): ``fetch`` calls Procore with no transaction
+    open, ``record`` writes the job's result in its transaction."""
+
     accepts: tuple[type[Message], ...] = (PollJob,)
 
     def __init__(self, settings: Settings, client: ProcoreClient, redis_client: redis.Redis, *,
@@ -88,27 +104,38 @@ class Fetcher:
         # While Procore is away a job waits here; a stopping process leaves it to a peer instead.
         self.stop_requested = stop_requested
         self._stats = ledger.JobStats()  # what the job in hand spent (full-sync runs keep it)
+        self._forbidden: list[int] = []  # stored projects the job in hand found refused (403)
 
-    def __call__(self, conn: psycopg.Connection, message: Message,
-                 delivery: Delivery) -> Sequence[Outgoing]:
+    def fetch(self, message: Message, delivery: Delivery, reads: Reads) -> Fetched:
         job = cast(PollJob, message)  # the Stage passes only the types in ``accepts``
         require_known_kind(job.kind)
-        return self.handle(conn, job, delivery.stream)
+        return self.handle(reads, job, delivery.stream)
+
+    def record(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
+               fetched: Fetched) -> Sequence[Outgoing]:
+        job = cast(PollJob, message)
+        if fetched.refused is not None:
+            return self._refused(conn, job, fetched.refused)
+        for project_id in fetched.forbidden_projects:
+            self._alert_forbidden(conn, project_id)
+        return fetched.outgoing
 
     @property
     def job_stats(self) -> ledger.JobStats:
         """What the job in hand spent (the full-sync ledger keeps it with the job)."""
         return self._stats
 
-    def handle(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
+    def handle(self, reads: Reads, job: PollJob, stream: str) -> Fetched:
         self._stats = ledger.JobStats()
         spec = endpoint_for(job.kind)
         deadline = time.monotonic() + OUTAGE_PATIENCE_S
         while True:
+            self._forbidden = []
             try:
-                return self._dispatch(conn, spec, job, stream)
+                outgoing = self._dispatch(reads, spec, job, stream)
+                return Fetched(outgoing, forbidden_projects=self._forbidden)
             except ProcoreRequestFailed as exc:
-                return self._refused(conn, job, exc)
+                return Fetched(refused=exc)
             except ProcoreUnavailable as exc:
                 # Waiting here keeps the job's delivery count for real failures, not outages.
                 if time.monotonic() + exc.delay_s > deadline or self.stop_requested():
@@ -116,24 +143,24 @@ class Fetcher:
                 log.info("%s: Procore unavailable (%s); waiting %.1f s", job.kind, exc, exc.delay_s)
                 self.sleep(max(exc.delay_s, 0.05))
 
-    def _dispatch(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _dispatch(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                   stream: str) -> list[Outgoing]:
         if job.mode == PollMode.ITEM:
             if job.item_id is not None and spec.show_adds_content:
-                return self._fetch_item(conn, spec, job)
+                return self._fetch_item(spec, job)
             # A list record's shape is what the replica keeps: re-poll the recent window instead.
             job = replace(job, mode=PollMode.INCREMENTAL, item_id=None)
         if spec.scope is Scope.PARENT and job.parent_id is None:
-            return self._fan_out_parents(conn, spec, job, stream)
+            return self._fan_out_parents(reads, spec, job, stream)
         if spec.date_window and job.window_from is None:
-            return self._plan_date_windows(conn, job, stream)
+            return self._plan_date_windows(reads, job, stream)
         if job.poll_id == "":
-            job = self._start_poll(conn, spec, job)
-        return self._fetch_page(conn, spec, job, stream)
+            job = self._start_poll(reads, spec, job)
+        return self._fetch_page(reads, spec, job, stream)
 
     # --- planning a poll ---
 
-    def _start_poll(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> PollJob:
+    def _start_poll(self, reads: Reads, spec: EndpointSpec, job: PollJob) -> PollJob:
         mode = job.mode
         if not spec.supports_updated_at and not spec.date_window:
             # Fetched whole every time: the listing is complete, so it also finds deletions (a
@@ -151,7 +178,8 @@ class Fetcher:
         if mode == PollMode.INCREMENTAL and spec.supports_updated_at:
             server_now = self.server_now()
             window_to = iso(server_now - timedelta(seconds=self.settings.poll_safety_margin_s))
-            cursor = cursors.read_cursor(conn, job.kind, job.project_id)
+            with reads() as conn:
+                cursor = cursors.read_cursor(conn, job.kind, job.project_id)
             if cursor is not None:
                 window_from = iso(cursor - timedelta(seconds=self.settings.poll_lookback_s))
             else:
@@ -160,13 +188,14 @@ class Fetcher:
                        window_from=window_from,
                        window_to=window_to, cursor_to=window_to, items_seen=0, expected_total=None)
 
-    def _plan_date_windows(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
+    def _plan_date_windows(self, reads: Reads, job: PollJob, stream: str) -> list[Outgoing]:
         """Daily logs have no updated_at filter: recent days each poll, the whole history once."""
         today = self.server_now().date()
-        sweep = job.mode in (PollMode.FULL, PollMode.RECONCILE) or cursors.read_cursor(
-            conn, job.kind, job.project_id) is None
-        first = self._project_start(conn, job.project_id, today) if sweep else today - timedelta(
-            days=RECENT_DAYS - 1)
+        with reads() as conn:
+            sweep = job.mode in (PollMode.FULL, PollMode.RECONCILE) or cursors.read_cursor(
+                conn, job.kind, job.project_id) is None
+            first = self._project_start(conn, job.project_id, today) if sweep else today - timedelta(
+                days=RECENT_DAYS - 1)
         jobs: list[Outgoing] = []
         start = first
         while start <= today:
@@ -190,24 +219,26 @@ class Fetcher:
                     continue
         return today - timedelta(days=BACKFILL_DAYS_DEFAULT)
 
-    def _fan_out_parents(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _fan_out_parents(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                          stream: str) -> list[Outgoing]:
         """Drawings are listed per drawing area: one job per stored area, no API call."""
         parent_kind = spec.parent_kind or ""
         parent_table = KIND_TABLE[parent_kind]
-        rows = conn.execute(
-            f"SELECT procore_id FROM {parent_table} WHERE kind = %s AND project_id = %s"
-            " AND NOT is_deleted ORDER BY procore_id", (parent_kind, job.project_id)).fetchall()
+        with reads() as conn:
+            rows = conn.execute(
+                f"SELECT procore_id FROM {parent_table} WHERE kind = %s AND project_id = %s"
+                " AND NOT is_deleted ORDER BY procore_id", (parent_kind, job.project_id)).fetchall()
+            parents_listed = polls.has_finished_poll(conn, parent_kind, job.project_id)
         if rows:
             return [(stream, replace(job, parent_id=int(row[0]))) for row in rows]
-        if polls.has_finished_poll(conn, parent_kind, job.project_id) or job.rerun >= MAX_PARENT_WAITS:
+        if parents_listed or job.rerun >= MAX_PARENT_WAITS:
             return []  # the project has no areas (or they never came): nothing to list
         # The areas' own poll is probably still with the differ: look again after other work.
         return [(stream, replace(job, rerun=job.rerun + 1))]
 
     # --- fetching ---
 
-    def _fetch_page(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _fetch_page(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                     stream: str) -> list[Outgoing]:
         path, fixed = spec.list_request(company_id=self.settings.company_id, project_id=job.project_id,
                                         parent_id=job.parent_id)
@@ -225,14 +256,14 @@ class Fetcher:
             job = self._after_first_page(job, page, fetched_at)
         totals_agree = job.totals_agree and (page.total is None or page.total == job.expected_total)
         seen = job.items_seen + len(page.items)
-        items, deleted, list_hashes = self._split(conn, spec, job, page.items)
+        items, deleted, list_hashes = self._split(reads, spec, job, page.items)
         # A full listing (FULL or RECONCILE, or one date window of daily logs) also finds
         # deletions: it sends every id it saw.
         date_window = spec.date_window and window is not None
         complete_listing = job.mode in (PollMode.RECONCILE, PollMode.FULL) or date_window
         ids = [int(i["id"]) for i in page.items] if complete_listing else []
         if job.kind == "project" and complete_listing and page.is_last and job.page == 1:
-            ids += self._hidden_projects(conn, spec, job, set(ids))
+            ids += self._hidden_projects(reads, spec, job, set(ids))
         message = PageMessage(
             poll_id=job.poll_id, kind=job.kind, project_id=job.project_id, mode=job.mode, page=job.page,
             fetched_at=iso(fetched_at), budget=job.budget, items=items, ids=ids,
@@ -268,7 +299,7 @@ class Fetcher:
                                  page=1, items_seen=0,
                                  expected_total=None, totals_agree=True, rerun=job.rerun + 1))]
 
-    def _split(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _split(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                listed: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int], dict[str, str]]:
         """(records to store, ids deleted upstream, list hashes). Show-backed kinds send only the
         records whose list entry changed, each replaced by its show answer."""
@@ -284,7 +315,8 @@ class Fetcher:
         if not spec.show_adds_content:
             return live, deleted, {}
         hashes = {str(item["id"]): payload_hash(item) for item in live}
-        stored = polls.stored_list_hashes(conn, job.kind, job.project_id, [int(i) for i in hashes])
+        with reads() as conn:
+            stored = polls.stored_list_hashes(conn, job.kind, job.project_id, [int(i) for i in hashes])
         items = []
         changed_hashes = {}
         for item in live:
@@ -298,14 +330,15 @@ class Fetcher:
                 changed_hashes[key] = hashes[key]
         return items, deleted, changed_hashes
 
-    def _hidden_projects(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _hidden_projects(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                          listed: set[int]) -> list[int]:
         """Stored projects missing from a complete project list: a project the service account lost
         permission on vanishes from the list exactly like a deleted one. Only a 404 from its own
-        endpoint says deleted; anything else keeps it (and says why)."""
+        endpoint says deleted; anything else keeps it (and says why: an alert when recorded)."""
 
-        stored = [int(r[0]) for r in conn.execute(
-            "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
+        with reads() as conn:
+            stored = [int(r[0]) for r in conn.execute(
+                "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
         kept = []
         for project_id in sorted(set(stored) - listed):
             try:
@@ -313,9 +346,7 @@ class Fetcher:
             except ProcoreRequestFailed as exc:
                 if exc.status != 403:
                     raise
-                alerts.raise_alert(conn, f"project-forbidden:{project_id}", "warning",
-                                   f"Procore refuses project {project_id} (403): check the service"
-                                   " account's permissions; its records are kept as they are")
+                self._forbidden.append(project_id)
                 kept.append(project_id)
                 continue
             except _NotFound:
@@ -345,7 +376,7 @@ class Fetcher:
                                      delay_s=self.settings.bad_answer_retry_s)
         return body
 
-    def _fetch_item(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
+    def _fetch_item(self, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
         assert job.item_id is not None
         shown = self._show(spec, job, job.item_id)
         fetched_at = iso(self.server_now())
@@ -374,10 +405,14 @@ class Fetcher:
                          {"status": exc.status, "error": str(exc)[:300], "poll_id": job.poll_id},
                          result="failed")
         if exc.status == 403 and job.project_id is not None:
-            alerts.raise_alert(conn, f"project-forbidden:{job.project_id}", "warning",
-                               f"Procore refuses project {job.project_id} (403): check the service"
-                               " account's permissions; its records are kept as they are")
+            self._alert_forbidden(conn, job.project_id)
         return []
+
+    @staticmethod
+    def _alert_forbidden(conn: psycopg.Connection, project_id: int) -> None:
+        alerts.raise_alert(conn, f"project-forbidden:{project_id}", "warning",
+                           f"Procore refuses project {project_id} (403): check the service"
+                           " account's permissions; its records are kept as they are")
 
     @staticmethod
     def _poll_id(job: PollJob, window_from: str | None, rerun: int) -> str:
