@@ -63,6 +63,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_POLL_LOOKBACK_S": ("30", 30.0),
     "EVA00_POLL_SAFETY_MARGIN_S": ("1", 1.0),
     "EVA00_RECONCILE_INTERVAL_S": ("3600", 3600.0),
+    "EVA00_SCHEDULE": ("fixed", "fixed"),
+    "EVA00_MAX_STALENESS_S": ("7200", 7200.0),
+    "EVA00_ACTIVE_WINDOW_S": ("3600", 3600.0),
+    "EVA00_PLAN_TICK_S": ("0.5", 0.5),
     "EVA00_FULLSYNC_STEP_S": ("2.5", 2.5),
     "EVA00_FETCHER_STREAMS": (" priority ", ("priority",)),
     "EVA00_SIM_RATE_LIMIT": ("1000/60", "1000/60"),
@@ -74,6 +78,10 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_DOWNLOAD_CONCURRENCY": ("8", 8),
     "EVA00_DISK_FREE_MIN_RATIO": ("0", 0.0),
     "EVA00_STORAGE_HOSTS": ("a.example, b.example,", ("a.example", "b.example")),
+    "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES": ("536870912", 536870912),
+    "EVA00_DOCUMENT_SANDBOX_CPU_S": ("5", 5),
+    "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S": ("2.5", 2.5),
+    "EVA00_IMAGE_MAX_PIXELS": ("40000000", 40_000_000),
     "EVA00_WEBHOOK_HOST": ("0.0.0.0", "0.0.0.0"),
     "EVA00_WEBHOOK_PORT": ("8501", 8501),
     "EVA00_WEBHOOK_SECRETS": ("old-secret,new-secret", ("old-secret", "new-secret")),
@@ -82,6 +90,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_WEBHOOK_THREADS": ("4", 4),
     "EVA00_WEBHOOK_READ_TIMEOUT_S": ("2.5", 2.5),
     "EVA00_WEBHOOK_REQUEUE_INTERVAL_S": ("30", 30.0),
+    "EVA00_WEBHOOK_JOBS_PER_MINUTE": ("500", 500),
     "EVA00_DASHBOARD_PORT": ("8503", 8503),
     "EVA00_DASHBOARD_HOSTS": ("eva.example.com, proxy", ("eva.example.com", "proxy")),
     "EVA00_SYNC_LOG_RETENTION_DAYS": ("30", 30),
@@ -105,14 +114,15 @@ MALFORMED: dict[str, list[str]] = {
         "EVA00_RATE_WINDOW_MAX", "EVA00_BUDGET_SCHEDULED_PER_MIN", "EVA00_BUDGET_WEBHOOK_PER_MIN",
         "EVA00_BUDGET_ON_DEMAND_PER_MIN", "EVA00_BUDGET_BUFFER_PER_MIN",
         "EVA00_DOWNLOAD_CONCURRENCY", "EVA00_SYNC_LOG_RETENTION_DAYS", "EVA00_WEBHOOK_THREADS",
-        "EVA00_WEBHOOK_EVENTS_RETENTION_DAYS")},
+        "EVA00_WEBHOOK_EVENTS_RETENTION_DAYS", "EVA00_WEBHOOK_JOBS_PER_MINUTE")},
     **{name: ["0", "-2.5", "nan", "soon"] for name in (
         "EVA00_WEBHOOK_DEBOUNCE_TTL_S", "EVA00_WEBHOOK_READ_TIMEOUT_S", "EVA00_WEBHOOK_REQUEUE_INTERVAL_S",
         "EVA00_OUTAGE_BACKOFF_CAP_S", "EVA00_HTTP_TIMEOUT_S", "EVA00_RATE_REFILL_PER_S",
         "EVA00_RATE_WINDOW_S", "EVA00_CONNECTION_ERROR_PAUSE_S", "EVA00_KEEPALIVE_INTERVAL_S",
         "EVA00_BAD_ANSWER_RETRY_S", "EVA00_POLL_LOOKBACK_S", "EVA00_POLL_SAFETY_MARGIN_S",
-        "EVA00_RECONCILE_INTERVAL_S",
-        "EVA00_FULLSYNC_STEP_S")},
+        "EVA00_RECONCILE_INTERVAL_S", "EVA00_MAX_STALENESS_S", "EVA00_ACTIVE_WINDOW_S",
+        "EVA00_PLAN_TICK_S", "EVA00_FULLSYNC_STEP_S")},
+    "EVA00_SCHEDULE": ["adaptive,fixed", "Adaptive", "smart"],
     **{name: ["1.5", "-0.1", "half"] for name in (
         "EVA00_MASS_DELETE_RATIO", "EVA00_DISK_FREE_MIN_RATIO")},
     "EVA00_POLL_INTERVALS": ["widgets=60", "rfis", "rfis=0", "rfis=soon"],
@@ -122,6 +132,9 @@ MALFORMED: dict[str, list[str]] = {
     "EVA00_SIM_CLOCK_OFFSET_S": ["soon", "nan", "inf"],
     **{name: ["0", "-1", "later"]
        for name in ("EVA00_DOWNLOAD_REQUEUE_AFTER_S", "EVA00_DOWNLOAD_HOUSEKEEPING_S")},
+    **{name: ["0", "-1", "1.5", "1GB"] for name in (
+        "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES", "EVA00_DOCUMENT_SANDBOX_CPU_S", "EVA00_IMAGE_MAX_PIXELS")},
+    "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S": ["0", "-2.5", "nan", "soon"],
 }
 
 # Free text: any value is accepted.
