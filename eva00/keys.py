@@ -99,3 +99,13 @@ DELETED_SIGNAL_RETRY_PREFIX = f"{PREFIX}:deleted:retry"
 
 def deleted_signal_retry_key(kind: str, project_id: int | None) -> str:
     return f"{DELETED_SIGNAL_RETRY_PREFIX}:{kind}:{project_id or 0}"
+
+
+# The fetcher that asks Procore for a (kind, project) whose tool state is unknown or due for its
+# recheck (replica/unavailable.py): one asks, its peers wait for the answer it records.
+TOOL_PROBE_PREFIX = f"{PREFIX}:tool:probe"
+
+
+def tool_probe_key(kind: str, project_id: int, which: str) -> str:
+    """``which``: "first" (never answered) or the recheck's due time, so each recheck has its own."""
+    return f"{TOOL_PROBE_PREFIX}:{kind}:{project_id}:{which}"

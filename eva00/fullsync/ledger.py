@@ -1,13 +1,13 @@
 """The full sync's durable job ledger: every poll job of a run, in PostgreSQL (table fullsync_jobs).
 
-Redis may lose the streams at any moment; a run must still continue where it stopped. So each job
-of a run is written here by whoever decides it, in the same transaction: the full-sync command for
-the top-level jobs, the fetcher's stage for what a job produces (the next page, drawing areas'
-fan-out, daily-log date windows, a re-run): RunLedger, a middleware of that stage, claims a run's
-job before the fetcher handles it and marks it done, with the requests it spent, in the
-transaction that handles it. A re-run re-enqueues the jobs that are queued here and in no stream,
-and the jobs whose page went to the differ but never committed; a job whose page is committed is
-never fetched again (its children are forwarded from here instead).
+Redis may lose the streams at any moment; a run must still continue where it stopped. So each job of
+a run is written here by whoever decides it, in the same transaction: the full-sync command for the
+top-level jobs, the fetcher's stage for what a job produces (the next page, drawing areas' fan-out,
+daily-log date windows, a re-run): RunLedger, a middleware of that stage, claims a run's job before
+the fetcher fetches it and again in the transaction that records what it fetched, and marks it done
+there, with the requests it spent. A re-run re-enqueues the jobs that are queued here and in no
+stream, and the jobs whose page went to the differ but never committed; a job whose page is
+committed is never fetched again (its children are forwarded from here instead).
 
 Poll ids of a run are derived from the job's identity (run, kind, project, parent, window, re-run),
 so a job handled twice produces the same children, not a second set.
@@ -155,11 +155,14 @@ def unreadable_error(conn: psycopg.Connection[Any], job: PollJob) -> str | None:
 
 
 class RunLedger(Middleware):
-    """The ledger around a run's job in the fetcher's stage: claimed (row locked) before the
-    handler, so two fetchers never handle one job at once; a job whose result is already
-    committed (settled) is not handled again: its queued children are forwarded from the ledger
-    instead; otherwise marked done, with its children and page, in the handler's transaction.
-    ``spent`` tells what the handler spent on the job in hand."""
+    """The ledger around a run's job in the fetcher's stage. A job whose result is already
+    committed (settled) is not fetched again: its queued children are forwarded from the ledger
+    instead. The fetcher fetches with no transaction open, so the job is claimed twice: before
+    the fetch (a short transaction: settled jobs cost no request) and, row locked, in the
+    transaction that records the fetch, so two fetchers never record one job at once and one
+    that finds a peer settled it meanwhile forwards the ledger's children, not its own. There it
+    is marked done, with its children and page. ``spent`` tells what the handler spent on the
+    job in hand."""
 
     def __init__(self, spent: Callable[[], JobStats]) -> None:
         self.spent = spent
@@ -178,6 +181,10 @@ class RunLedger(Middleware):
             return []
         skip(conn, message)
         return [(delivery.stream, child) for child in queued_children(conn, message)]
+
+    def before_record(self, conn: psycopg.Connection, message: Message,
+                      delivery: Delivery) -> Sequence[Outgoing] | None:
+        return self.before_handle(conn, message, delivery)
 
     def after_handle(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
                      outgoing: Sequence[Outgoing]) -> None:

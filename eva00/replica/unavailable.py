@@ -4,8 +4,8 @@
 Companies switch tools off per project, and Procore then answers 403 (or 404) to every endpoint
 of the tool there. Asking again on every poll, or for each of a daily log's date windows, spends
 the rate limit on answers known in advance, so the first refusal marks the pair unavailable and
-nothing asks for it again until ``next_check_at`` (one recheck interval later). The recheck is
-claimed in the database before its request (``due`` moves ``next_check_at`` on), so concurrent
+nothing asks for it again until ``next_check_at`` (one recheck interval later). The first ask and
+the recheck are claimed by one fetcher (eva00/stages/fetcher.py, a Redis key), so concurrent
 fetchers send one request, not one each. An answer to the recheck makes the pair available again;
 another refusal keeps it unavailable for another interval.
 
@@ -56,46 +56,27 @@ class Gate:
     record: bool  # no answer is known for the pair, or its recheck is ours: record the outcome
 
 
-def gate(conn: psycopg.Connection[Any], kind: str, project_id: int, now_s: float,
-         recheck_s: float, *, asks: bool = True) -> Gate:
-    """Whether to ask Procore for this pair now. A pair whose recheck is due is claimed (its next
-    check moved on by ``recheck_s``) and asked, by the claimant only. A pair never answered is
-    asked under a transaction lock, so the fetchers handling its first jobs at once (a daily log's
-    date windows) send one request, and the others then see its outcome. A job that only plans
-    others (``asks`` False) claims and locks nothing: the jobs it plans do."""
-    state = _state(conn, kind, project_id)
-    if state is None and not asks:
-        return Gate(None, record=False)
-    if state is None:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s::int)", (f"tool:{kind}", project_id))
-        state = _state(conn, kind, project_id)
-        if state is None:
-            return Gate(None, record=True)
-    status, reason = state
-    if status == ToolState.AVAILABLE:
-        return Gate(None, record=False)
-    if not asks:
-        due = conn.execute("SELECT next_check_at <= to_timestamp(%s) FROM unavailable_tools"
-                           " WHERE project_id = %s AND kind = %s", (now_s, project_id, kind)).fetchone()
-        return Gate(None if due and due[0] else reason, record=False)
-    claimed = conn.execute(
-        "UPDATE unavailable_tools SET next_check_at = to_timestamp(%s) + make_interval(secs => %s)"
-        " WHERE project_id = %s AND kind = %s AND status = 'unavailable'"
-        " AND next_check_at <= to_timestamp(%s) RETURNING 1",
-        (now_s, recheck_s, project_id, kind, now_s)).fetchone()
-    if claimed:
-        return Gate(None, record=True)
-    # Another fetcher claimed the recheck first (this one waited for its row): its outcome counts.
-    after = _state(conn, kind, project_id)
-    if after is None or after[0] == ToolState.AVAILABLE:
-        return Gate(None, record=False)
-    return Gate(after[1], record=False)
+@dataclass(frozen=True)
+class Seen:
+    """What the table says of a pair."""
+
+    status: ToolState
+    reason: str
+    due: bool  # unavailable and its recheck is due
+    next_check_s: float  # epoch seconds of the recheck (names which recheck a claim is for)
 
 
-def _state(conn: psycopg.Connection[Any], kind: str, project_id: int) -> tuple[str, str] | None:
-    row = conn.execute("SELECT status, reason FROM unavailable_tools WHERE project_id = %s AND kind = %s",
-                       (project_id, kind)).fetchone()
-    return None if row is None else (str(row[0]), str(row[1] or ""))
+def peek(conn: psycopg.Connection[Any], kind: str, project_id: int, now_s: float) -> Seen | None:
+    """The pair's state (None: never answered). Read-only: who asks Procore for an unknown or due
+    pair is settled outside the database (the fetcher's claim), so no transaction is held open
+    across the request."""
+    row = conn.execute("SELECT status, reason, next_check_at <= to_timestamp(%s), extract(epoch FROM"
+                       " next_check_at) FROM unavailable_tools WHERE project_id = %s AND kind = %s",
+                       (now_s, project_id, kind)).fetchone()
+    if row is None:
+        return None
+    status = ToolState(row[0])
+    return Seen(status, str(row[1] or ""), status == ToolState.UNAVAILABLE and bool(row[2]), float(row[3]))
 
 
 def record_refusal(conn: psycopg.Connection[Any], kind: str, project_id: int, reason: str,

@@ -22,11 +22,11 @@ from eva00.config import Settings, load_or_exit
 from eva00.runtime.logging import setup_logging
 from eva00.runtime.middleware import Middleware
 from eva00.runtime.process import connect, on_terminate
-from eva00.runtime.stage import Handler, Stage
+from eva00.runtime.stage import FetchThenRecord, Handler, Stage
 
 log = logging.getLogger(__name__)
 
-H = TypeVar("H", bound=Handler)
+H = TypeVar("H", bound=Handler | FetchThenRecord)
 
 # What a stage reads, in priority order: fixed, or chosen by a setting.
 Inputs = Sequence[tuple[str, str]] | Callable[[Settings], Sequence[tuple[str, str]]]

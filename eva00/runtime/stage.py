@@ -9,8 +9,12 @@ declares the message types it accepts; any other type goes to the dead letters a
 ``max_deliveries`` an entry goes to the dead letters (stream and table, with its last error) and
 the stage goes on. Middleware (eva00/runtime/middleware.py) runs at fixed points around each
 message: inside its transaction before and after the handler, after COMMIT, after a dead letter.
-SIGTERM finishes the current message and the rest of its batch (already
-delivered to this consumer) and exits 0, leaving nothing pending for this consumer.
+A handler whose work waits on the network (the fetcher: rate limiter, HTTP) is a FetchThenRecord:
+it fetches with no transaction open and no connection held, then records what it fetched in one
+short transaction; the guarantee above is unchanged, since nothing is acknowledged before that
+COMMIT and a redelivered message fetches again. SIGTERM finishes the current message and the
+rest of its batch (already delivered to this consumer) and exits 0, leaving nothing pending for
+this consumer.
 Redis or PostgreSQL outages are waited out in-process with capped backoff.
 """
 
@@ -22,10 +26,11 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 import psycopg
@@ -74,6 +79,29 @@ class Handler(Protocol):
 
 
 HandleFn = Callable[[psycopg.Connection, Message, Delivery], Sequence[Outgoing]]
+
+# Opens a short read-only transaction on a pooled connection; both end when the block ends.
+Reads = Callable[[], AbstractContextManager[psycopg.Connection]]
+
+
+@runtime_checkable
+class FetchThenRecord(Protocol):
+    """A stage's work on one message in two steps, for work that waits on the network.
+
+    ``fetch`` runs with no transaction open and no connection checked out: what it must read
+    first it reads in ``with reads() as conn:`` blocks, each a short read-only transaction that
+    it closes before its next wait. Its result goes to ``record``, which writes it in the
+    message's one transaction (with the middleware's ``before_record`` and ``after_handle``
+    around it) and returns the outgoing entries. A redelivered message is fetched again, so
+    ``record`` must be idempotent like any handler."""
+
+    @property
+    def accepts(self) -> tuple[type[Message], ...]: ...
+
+    def fetch(self, message: Message, delivery: Delivery, reads: Reads) -> Any: ...
+
+    def record(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
+               fetched: Any) -> Sequence[Outgoing]: ...
 
 
 class Accepting:
@@ -159,7 +187,7 @@ class Heartbeat:
 
 class Stage:
     def __init__(self, name: str, settings: Settings, client: redis.Redis, pool: ConnectionPool,
-                 inputs: Sequence[tuple[str, str]], handler: Handler, *,
+                 inputs: Sequence[tuple[str, str]], handler: Handler | FetchThenRecord, *,
                  middleware: Sequence[Middleware] = (), consumer: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
@@ -268,7 +296,10 @@ class Stage:
             return
         try:
             message = self._accepted(decode(delivery.fields))
-            outgoing = self._until_pg_ok(lambda: self._handle_in_transaction(message, delivery))
+            if isinstance(self.handler, FetchThenRecord):
+                outgoing = self._fetch_then_record(self.handler, message, delivery)
+            else:
+                outgoing = self._until_pg_ok(lambda: self._handle_in_transaction(message, delivery))
         except Skip as exc:
             log.info("%s: %s skipped: %s", self.name, delivery.entry_id, exc)
             self._finish(delivery, [])
@@ -316,15 +347,55 @@ class Stage:
         return message
 
     def _handle_in_transaction(self, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
+        assert not isinstance(self.handler, FetchThenRecord)
         with self.pool.connection() as conn, conn.transaction():
-            for middleware in self.middleware:
-                answered = middleware.before_handle(conn, message, delivery)
-                if answered is not None:
-                    return answered
+            answered = self._answered(conn, message, delivery, before_record=False)
+            if answered is not None:
+                return answered
             outgoing = self.handler(conn, message, delivery)
             for middleware in self.middleware:
                 middleware.after_handle(conn, message, delivery, outgoing)
             return outgoing
+
+    def _fetch_then_record(self, handler: FetchThenRecord, message: Message,
+                           delivery: Delivery) -> Sequence[Outgoing]:
+        """Three steps, each waited through a PostgreSQL outage on its own: a record that meets
+        one keeps what was fetched instead of fetching it again."""
+        def before_fetch() -> Sequence[Outgoing] | None:
+            with self.pool.connection() as conn, conn.transaction():
+                return self._answered(conn, message, delivery, before_record=False)
+
+        def record() -> Sequence[Outgoing]:
+            with self.pool.connection() as conn, conn.transaction():
+                answered = self._answered(conn, message, delivery, before_record=True)
+                if answered is not None:
+                    return answered
+                outgoing = handler.record(conn, message, delivery, fetched)
+                for middleware in self.middleware:
+                    middleware.after_handle(conn, message, delivery, outgoing)
+                return outgoing
+
+        answered = self._until_pg_ok(before_fetch)
+        if answered is not None:
+            return answered
+        fetched = self._until_pg_ok(lambda: handler.fetch(message, delivery, self._reads))
+        return self._until_pg_ok(record)
+
+    def _answered(self, conn: psycopg.Connection, message: Message, delivery: Delivery, *,
+                  before_record: bool) -> Sequence[Outgoing] | None:
+        """What the first middleware that answers the message says (None: the handler works)."""
+        for middleware in self.middleware:
+            hook = middleware.before_record if before_record else middleware.before_handle
+            answered = hook(conn, message, delivery)
+            if answered is not None:
+                return answered
+        return None
+
+    @contextmanager
+    def _reads(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            yield conn
 
     def _dead_letter_if_last(self, delivery: Delivery, exc: Exception) -> None:
         """The last allowed delivery failed: dead-letter now, with the error that made it fail

@@ -1,7 +1,10 @@
 """The fetcher stage: turns poll jobs into fetched pages, one page of Procore per job.
 
 Delivery guarantee: at least once, and a crash re-fetches at most the page in flight. A job is
-one page: the fetcher fetches it, then in one Redis MULTI emits the page to the differ, enqueues
+one page: the fetcher fetches it with no PostgreSQL transaction open (what it must read first, a
+cursor or the stored list hashes, it reads in short read-only transactions closed before the next
+request or limiter wait), records what the job produced in one short transaction (the full-sync
+ledger, a refusal, an alert), then in one Redis MULTI emits the page to the differ, enqueues
 the job for the next page (same poll id and window) and acknowledges its own job. Windows come
 from the server's clock: the upper bound is fixed before page 1, and the cursor target is the
 smaller of it and page 1's Date minus the safety margin, so a host clock running ahead can never
@@ -20,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -48,6 +51,7 @@ from eva00.procore.shapes import show_record
 from eva00.replica import cursors, polls, synclog, unavailable
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
+from eva00.runtime.stage import Reads
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,9 @@ MAX_DATE_WINDOW_DAYS = 31
 MAX_PARENT_WAITS = 3  # per-area drawing polls wait this many times for the areas to be stored
 OUTAGE_PATIENCE_S = 600.0  # how long one job waits out an unavailable Procore before giving up
 PROJECT_SEEN_S = 300.0  # a project's show answer tells a refused tool from a refused project this long
+TOOL_PROBE_CLAIM_S = 60  # one fetcher asks for a pair of unknown or due tool state; its claim's life
+TOOL_PROBE_WAIT_S = 30.0  # how long its peers wait for that answer before asking themselves
+TOOL_PROBE_POLL_S = 0.2
 # One call waits at most this long for the limiter or a pause, so SIGTERM is noticed within it.
 CALL_WAIT_S = 10.0
 
@@ -83,7 +90,22 @@ def http_date(value: str | None) -> datetime | None:
         return None
 
 
+@dataclass
+class Fetched:
+    """What one job fetched, for the short transaction that records it."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    refused: ProcoreRequestFailed | None = None  # the job ends as a refusal (nothing forwarded)
+    forbidden_projects: list[int] = field(default_factory=list)  # stored projects answering 403
+    tool_off: bool = False  # the refusal is the project's tool switched off (the project answers)
+    tool_answered: bool = False  # an unknown or rechecked pair answered: its tool is available
+    unreadable: UnexpectedShape | None = None  # an answer in a shape the client cannot read
+
+
 class Fetcher:
+    """A FetchThenRecord handler (runtime/stage.py): ``fetch`` calls Procore with no transaction
+    open, ``record`` writes the job's result in its transaction."""
+
     accepts: tuple[type[Message], ...] = (PollJob,)
 
     def __init__(self, settings: Settings, client: ProcoreClient, redis_client: redis.Redis, *,
@@ -98,36 +120,49 @@ class Fetcher:
         self.stop_requested = stop_requested
         self._stats = ledger.JobStats()  # what the job in hand spent (full-sync runs keep it)
         self._projects_seen: dict[int, tuple[bool, float]] = {}  # project -> (answers, until)
+        self._forbidden: list[int] = []  # stored projects the job in hand found refused (403)
 
-    def __call__(self, conn: psycopg.Connection, message: Message,
-                 delivery: Delivery) -> Sequence[Outgoing]:
+    def fetch(self, message: Message, delivery: Delivery, reads: Reads) -> Fetched:
         job = cast(PollJob, message)  # the Stage passes only the types in ``accepts``
         require_known_kind(job.kind)
-        return self.handle(conn, job, delivery.stream)
+        return self.handle(reads, job, delivery.stream)
+
+    def record(self, conn: psycopg.Connection, message: Message, delivery: Delivery,
+               fetched: Fetched) -> Sequence[Outgoing]:
+        job = cast(PollJob, message)
+        if fetched.refused is not None:
+            return self._refused(conn, job, fetched.refused, tool_off=fetched.tool_off)
+        if fetched.unreadable is not None:
+            return self._unreadable(conn, job, fetched.unreadable)
+        if fetched.tool_answered:
+            unavailable.mark_available(conn, job.kind, cast(int, job.project_id), self.clock())
+        for project_id in fetched.forbidden_projects:
+            self._alert_forbidden(conn, project_id)
+        return fetched.outgoing
 
     @property
     def job_stats(self) -> ledger.JobStats:
         """What the job in hand spent (the full-sync ledger keeps it with the job)."""
         return self._stats
 
-    def handle(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
+    def handle(self, reads: Reads, job: PollJob, stream: str) -> Fetched:
         self._stats = ledger.JobStats()
         spec = endpoint_for(job.kind)
         deadline = time.monotonic() + OUTAGE_PATIENCE_S
-        gate = self._tool_gate(conn, job)
+        gate = self._tool_gate(reads, job)
         if gate is not None and gate.reason is not None:
             self._stats.unavailable = gate.reason  # refused earlier: not asked until its recheck
-            return []
+            return Fetched()
         while True:
+            self._forbidden = []
             try:
-                out = self._dispatch(conn, spec, job, stream)
-                if gate is not None and gate.record and self._stats.requests:
-                    unavailable.mark_available(conn, job.kind, cast(int, job.project_id), self.clock())
-                return out
+                outgoing = self._dispatch(reads, spec, job, stream)
+                answered = gate is not None and gate.record and self._stats.requests > 0
+                return Fetched(outgoing, forbidden_projects=self._forbidden, tool_answered=answered)
             except ProcoreRequestFailed as exc:
-                return self._refused(conn, job, exc)
+                return Fetched(refused=exc, tool_off=self._is_tool_off(reads, job, exc))
             except UnexpectedShape as exc:
-                return self._unreadable(conn, job, exc)
+                return Fetched(unreadable=exc)
             except ProcoreUnavailable as exc:
                 # Waiting here keeps the job's delivery count for real failures, not outages.
                 if time.monotonic() + exc.delay_s > deadline or self.stop_requested():
@@ -135,24 +170,24 @@ class Fetcher:
                 log.info("%s: Procore unavailable (%s); waiting %.1f s", job.kind, exc, exc.delay_s)
                 self.sleep(max(exc.delay_s, 0.05))
 
-    def _dispatch(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _dispatch(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                   stream: str) -> list[Outgoing]:
         if job.mode == PollMode.ITEM:
             if job.item_id is not None and spec.show_adds_content:
-                return self._fetch_item(conn, spec, job)
+                return self._fetch_item(spec, job)
             # A list record's shape is what the replica keeps: re-poll the recent window instead.
             job = replace(job, mode=PollMode.INCREMENTAL, item_id=None)
         if spec.scope is Scope.PARENT and job.parent_id is None:
-            return self._fan_out_parents(conn, spec, job, stream)
+            return self._fan_out_parents(reads, spec, job, stream)
         if spec.date_window and job.window_from is None:
-            return self._plan_date_windows(conn, job, stream)
+            return self._plan_date_windows(reads, job, stream)
         if job.poll_id == "":
-            job = self._start_poll(conn, spec, job)
-        return self._fetch_page(conn, spec, job, stream)
+            job = self._start_poll(reads, spec, job)
+        return self._fetch_page(reads, spec, job, stream)
 
     # --- planning a poll ---
 
-    def _start_poll(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> PollJob:
+    def _start_poll(self, reads: Reads, spec: EndpointSpec, job: PollJob) -> PollJob:
         mode = job.mode
         if not spec.supports_updated_at and not spec.date_window:
             # Fetched whole every time: the listing is complete, so it also finds deletions (a
@@ -170,7 +205,8 @@ class Fetcher:
         if mode == PollMode.INCREMENTAL and spec.supports_updated_at:
             server_now = self.server_now()
             window_to = iso(server_now - timedelta(seconds=self.settings.poll_safety_margin_s))
-            cursor = cursors.read_cursor(conn, job.kind, job.project_id)
+            with reads() as conn:
+                cursor = cursors.read_cursor(conn, job.kind, job.project_id)
             if cursor is not None:
                 window_from = iso(cursor - timedelta(seconds=self.settings.poll_lookback_s))
             else:
@@ -179,13 +215,14 @@ class Fetcher:
                        window_from=window_from,
                        window_to=window_to, cursor_to=window_to, items_seen=0, expected_total=None)
 
-    def _plan_date_windows(self, conn: psycopg.Connection, job: PollJob, stream: str) -> list[Outgoing]:
+    def _plan_date_windows(self, reads: Reads, job: PollJob, stream: str) -> list[Outgoing]:
         """Daily logs have no updated_at filter: recent days each poll, the whole history once."""
         today = self.server_now().date()
-        sweep = job.mode in (PollMode.FULL, PollMode.RECONCILE) or cursors.read_cursor(
-            conn, job.kind, job.project_id) is None
-        first = self._project_start(conn, job.project_id, today) if sweep else today - timedelta(
-            days=RECENT_DAYS - 1)
+        with reads() as conn:
+            sweep = job.mode in (PollMode.FULL, PollMode.RECONCILE) or cursors.read_cursor(
+                conn, job.kind, job.project_id) is None
+            first = self._project_start(conn, job.project_id, today) if sweep else today - timedelta(
+                days=RECENT_DAYS - 1)
         jobs: list[Outgoing] = []
         start = first
         while start <= today:
@@ -209,7 +246,7 @@ class Fetcher:
                     continue
         return today - timedelta(days=BACKFILL_DAYS_DEFAULT)
 
-    def _fan_out_parents(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _fan_out_parents(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                          stream: str) -> list[Outgoing]:
         """Drawings are listed per drawing area: one job per stored area, no API call. Parents
         that are no kind of ours (spec divisions) are listed from the API instead."""
@@ -217,19 +254,21 @@ class Fetcher:
             return [(stream, replace(job, parent_id=parent)) for parent in self._listed_parents(spec, job)]
         parent_kind = spec.parent_kind or ""
         parent_table = KIND_TABLE[parent_kind]
-        rows = conn.execute(
-            f"SELECT procore_id FROM {parent_table} WHERE kind = %s AND project_id = %s"
-            " AND NOT is_deleted ORDER BY procore_id", (parent_kind, job.project_id)).fetchall()
+        with reads() as conn:
+            rows = conn.execute(
+                f"SELECT procore_id FROM {parent_table} WHERE kind = %s AND project_id = %s"
+                " AND NOT is_deleted ORDER BY procore_id", (parent_kind, job.project_id)).fetchall()
+            parents_listed = polls.has_finished_poll(conn, parent_kind, job.project_id)
         if rows:
             return [(stream, replace(job, parent_id=int(row[0]))) for row in rows]
-        if polls.has_finished_poll(conn, parent_kind, job.project_id) or job.rerun >= MAX_PARENT_WAITS:
+        if parents_listed or job.rerun >= MAX_PARENT_WAITS:
             return []  # the project has no areas (or they never came): nothing to list
         # The areas' own poll is probably still with the differ: look again after other work.
         return [(stream, replace(job, rerun=job.rerun + 1))]
 
     # --- fetching ---
 
-    def _fetch_page(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _fetch_page(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                     stream: str) -> list[Outgoing]:
         path, fixed = spec.list_request(company_id=self.settings.company_id, project_id=job.project_id,
                                         parent_id=job.parent_id)
@@ -247,14 +286,14 @@ class Fetcher:
             job = self._after_first_page(job, page, fetched_at)
         totals_agree = job.totals_agree and (page.total is None or page.total == job.expected_total)
         seen = job.items_seen + len(page.items)
-        items, deleted, list_hashes = self._split(conn, spec, job, page.items)
+        items, deleted, list_hashes = self._split(reads, spec, job, page.items)
         # A full listing (FULL or RECONCILE, or one date window of daily logs) also finds
         # deletions: it sends every id it saw.
         date_window = spec.date_window and window is not None
         complete_listing = job.mode in (PollMode.RECONCILE, PollMode.FULL) or date_window
         ids = [int(i["id"]) for i in page.items] if complete_listing else []
         if job.kind == "project" and complete_listing and page.is_last and job.page == 1:
-            ids += self._hidden_projects(conn, spec, job, set(ids))
+            ids += self._hidden_projects(reads, spec, job, set(ids))
         complete = page.is_last and totals_agree and job.expected_total in (None, seen)
         if complete:
             deleted = deleted + self._signalled_deletes(spec, job, window)
@@ -293,7 +332,7 @@ class Fetcher:
                                  page=1, items_seen=0,
                                  expected_total=None, totals_agree=True, rerun=job.rerun + 1))]
 
-    def _split(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _split(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                listed: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int], dict[str, str]]:
         """(records to store, ids deleted upstream, list hashes). Show-backed kinds send only the
         records whose list entry changed, each replaced by its show answer."""
@@ -309,7 +348,8 @@ class Fetcher:
         if not spec.show_adds_content:
             return live, deleted, {}
         hashes = {str(item["id"]): payload_hash(item) for item in live}
-        stored = polls.stored_list_hashes(conn, job.kind, job.project_id, [int(i) for i in hashes])
+        with reads() as conn:
+            stored = polls.stored_list_hashes(conn, job.kind, job.project_id, [int(i) for i in hashes])
         items = []
         changed_hashes = {}
         for item in live:
@@ -352,14 +392,15 @@ class Fetcher:
             return body, response.headers
         return every_id(get, fixed, endpoint=f"GET {path}")
 
-    def _hidden_projects(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
+    def _hidden_projects(self, reads: Reads, spec: EndpointSpec, job: PollJob,
                          listed: set[int]) -> list[int]:
         """Stored projects missing from a complete project list: a project the service account lost
         permission on vanishes from the list exactly like a deleted one. Only a 404 from its own
-        endpoint says deleted; anything else keeps it (and says why)."""
+        endpoint says deleted; anything else keeps it (and says why: an alert when recorded)."""
 
-        stored = [int(r[0]) for r in conn.execute(
-            "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
+        with reads() as conn:
+            stored = [int(r[0]) for r in conn.execute(
+                "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
         kept = []
         for project_id in sorted(set(stored) - listed):
             try:
@@ -367,9 +408,7 @@ class Fetcher:
             except ProcoreRequestFailed as exc:
                 if exc.status != 403:
                     raise
-                alerts.raise_alert(conn, f"project-forbidden:{project_id}", "warning",
-                                   f"Procore refuses project {project_id} (403): check the service"
-                                   " account's permissions; its records are kept as they are")
+                self._forbidden.append(project_id)
                 kept.append(project_id)
                 continue
             except _NotFound:
@@ -394,7 +433,7 @@ class Fetcher:
         self._observe_server_time(response.headers.get("Date"))
         return show_record(body, endpoint=f"GET {spec.show_path}")
 
-    def _fetch_item(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
+    def _fetch_item(self, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
         assert job.item_id is not None
         shown = self._show(spec, job, job.item_id)
         fetched_at = iso(self.server_now())
@@ -408,42 +447,67 @@ class Fetcher:
 
     # --- tools switched off per project ---
 
-    def _tool_gate(self, conn: psycopg.Connection, job: PollJob) -> unavailable.Gate | None:
+    def _tool_gate(self, reads: Reads, job: PollJob) -> unavailable.Gate | None:
         """Whether this job may ask Procore (eva00/replica/unavailable.py); None for the company's
-        own lists, which no project's tool settings switch off."""
+        own lists, which no project's tool settings switch off. A pair never answered, or due for
+        its recheck, is asked by one fetcher: the one whose claim (a Redis key, so no transaction
+        is open across the request) is first; the others wait for its answer or keep the old one."""
         if job.project_id is None or job.kind in COMPANY_LEVEL_KINDS:
             return None
         spec = endpoint_for(job.kind)
-        plans = (spec.scope is Scope.PARENT and job.parent_id is None) or (
-            spec.date_window and job.window_from is None)
-        return unavailable.gate(conn, job.kind, job.project_id, self.clock(),
-                                self.settings.unavailable_recheck_s, asks=not plans)
+        asks = not ((spec.scope is Scope.PARENT and job.parent_id is None) or (
+            spec.date_window and job.window_from is None))  # a job that only plans others
+        deadline = time.monotonic() + TOOL_PROBE_WAIT_S
+        while True:
+            with reads() as conn:
+                seen = unavailable.peek(conn, job.kind, job.project_id, self.clock())
+            if seen is not None and seen.status == unavailable.ToolState.AVAILABLE:
+                return unavailable.Gate(None, record=False)
+            if seen is not None and not seen.due:
+                return unavailable.Gate(seen.reason, record=False)
+            if not asks:
+                return unavailable.Gate(None, record=False)  # the jobs it plans ask
+            if self._claim_probe(job, "first" if seen is None else f"{seen.next_check_s:.0f}"):
+                return unavailable.Gate(None, record=True)
+            if seen is not None:
+                return unavailable.Gate(seen.reason, record=False)  # a peer rechecks it now
+            if time.monotonic() >= deadline:
+                return unavailable.Gate(None, record=True)  # the peer's answer never came
+            self.sleep(TOOL_PROBE_POLL_S)  # a peer asks first: its answer decides for this job
 
-    def _tool_off(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> bool:
+    def _claim_probe(self, job: PollJob, which: str) -> bool:
+        """Claim the first ask, or the recheck due at one time, of the job's pair."""
+        return bool(self.redis.set(keys.tool_probe_key(job.kind, cast(int, job.project_id), which), "1",
+                                   nx=True, ex=TOOL_PROBE_CLAIM_S))
+
+    def _is_tool_off(self, reads: Reads, job: PollJob, exc: ProcoreRequestFailed) -> bool:
         """A 403/404 for one kind in a project that itself answers is that project's tool switched
-        off: the pair is unavailable until its recheck, and the job ends without error."""
-        if (exc.status not in TOOL_REFUSAL_STATUSES or job.project_id is None
-                or job.kind in COMPANY_LEVEL_KINDS or not self._project_answers(conn, job)):
-            return False
+        off (recorded by ``record``); a refused project is not."""
+        return (exc.status in TOOL_REFUSAL_STATUSES and job.project_id is not None
+                and job.kind not in COMPANY_LEVEL_KINDS and self._project_answers(reads, job))
+
+    def _record_tool_off(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> None:
+        """The pair is unavailable until its recheck, and the job ends without error."""
         reason = refusal_reason(exc)
-        unavailable.record_refusal(conn, job.kind, job.project_id, reason, exc.status, self.clock(),
-                                   self.settings.unavailable_recheck_s)
+        unavailable.record_refusal(conn, job.kind, cast(int, job.project_id), reason, exc.status,
+                                   self.clock(), self.settings.unavailable_recheck_s)
         synclog.log_sync(conn, job.kind, job.project_id, "tool_unavailable",
                          {"status": exc.status, "reason": reason, "poll_id": job.poll_id}, result="skipped")
         log.info("%s in project %s: %s; asked again in %.0f s", job.kind, job.project_id, reason,
                  self.settings.unavailable_recheck_s)
         self._stats.unavailable = reason
-        return True
 
-    def _project_answers(self, conn: psycopg.Connection, job: PollJob) -> bool:
+    def _project_answers(self, reads: Reads, job: PollJob) -> bool:
         """Does the project itself answer (its show)? Told apart from a project refused as a whole;
         remembered a little while (here, and by the table for every fetcher), so a project's
         refused kinds cost one look, not one each."""
         known = self._projects_seen.get(cast(int, job.project_id))
         if known is not None and known[1] > time.monotonic():
             return known[0]
-        if unavailable.project_answered_since(conn, cast(int, job.project_id), self.clock() - PROJECT_SEEN_S):
-            return True
+        with reads() as conn:
+            if unavailable.project_answered_since(conn, cast(int, job.project_id),
+                                                  self.clock() - PROJECT_SEEN_S):
+                return True
         spec = endpoint_for("project")
         path, query = spec.show_request(cast(int, job.project_id), company_id=self.settings.company_id,
                                         project_id=job.project_id, parent_id=None)
@@ -457,7 +521,8 @@ class Fetcher:
         self._projects_seen[cast(int, job.project_id)] = (answers, time.monotonic() + PROJECT_SEEN_S)
         return answers
 
-    def _refused(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed) -> list[Outgoing]:
+    def _refused(self, conn: psycopg.Connection, job: PollJob, exc: ProcoreRequestFailed, *,
+                 tool_off: bool = False) -> list[Outgoing]:
         """403/404 on a project or list: nothing is deleted, the project is reported, the job ends.
         A tool switched off in the project is not an error: the pair waits for its recheck."""
 
@@ -470,16 +535,15 @@ class Fetcher:
             return [(keys.STREAM_SYNC_PRIORITY, PollJob(
                 kind=spec.parent_kind, project_id=job.project_id, mode=PollMode.RECONCILE,
                 budget=job.budget, reason=f"parent-gone:{job.kind}", requested_at=time.time()))]
-        if self._tool_off(conn, job, exc):
+        if tool_off:
+            self._record_tool_off(conn, job, exc)
             return []
         self._stats.refused = f"{exc.status}: {str(exc)[:200]}"
         synclog.log_sync(conn, job.kind, job.project_id, "fetch_refused",
                          {"status": exc.status, "error": str(exc)[:300], "poll_id": job.poll_id},
                          result="failed")
         if exc.status == 403 and job.project_id is not None:
-            alerts.raise_alert(conn, f"project-forbidden:{job.project_id}", "warning",
-                               f"Procore refuses project {job.project_id} (403): check the service"
-                               " account's permissions; its records are kept as they are")
+            self._alert_forbidden(conn, job.project_id)
         return []
 
     def _unreadable(self, conn: psycopg.Connection, job: PollJob, exc: UnexpectedShape) -> list[Outgoing]:
@@ -493,6 +557,12 @@ class Fetcher:
                            f"Procore answered {exc.endpoint} in a shape the sync cannot read; {job.kind}"
                            " is not synced until the client reads it", {"sample": exc.sample})
         return []
+
+    @staticmethod
+    def _alert_forbidden(conn: psycopg.Connection, project_id: int) -> None:
+        alerts.raise_alert(conn, f"project-forbidden:{project_id}", "warning",
+                           f"Procore refuses project {project_id} (403): check the service"
+                           " account's permissions; its records are kept as they are")
 
     @staticmethod
     def _poll_id(job: PollJob, window_from: str | None, rerun: int) -> str:

@@ -18,7 +18,8 @@ from eva00.webhooks.debounce import DebounceRelease
 
 def fetcher_middleware(client: redis.Redis, fetcher: Fetcher) -> list[Middleware]:
     """The debounce key goes before anything else runs (before the first request); the ledger
-    claims a run's job before the fetcher handles it; the marker is released after COMMIT."""
+    claims a run's job before the fetcher fetches it and again when it records it; the marker is
+    released after COMMIT."""
     return [DebounceRelease(client), RunLedger(lambda: fetcher.job_stats), PendingMarkers(client)]
 
 

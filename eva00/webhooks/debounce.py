@@ -1,12 +1,12 @@
 """The fetcher's half of the webhook debounce contract (the intake's half: webhooks/intake.py).
 
-The key ``keys.webhook_debounce_key(kind, project, item)`` exists while a webhook fetch of that
-item is queued and not started: the intake adds the job only while the key is absent
-(Bus.publish_unless_key). This middleware deletes the key when a fetcher starts an ITEM job, inside
-its transaction and before the handler's first request. Cleared before fetching, not after: an
-update that arrives while the fetch runs then queues a fresh job instead of being swallowed by a
-fetch that may already have read the old state. A redelivered job deletes it again, which is
-harmless; a job that is dead-lettered has deleted it already.
+The key ``keys.webhook_debounce_key(kind, project, item)`` exists while a webhook fetch of that item
+is queued and not started: the intake adds the job only while the key is absent
+(Bus.publish_unless_key). This middleware deletes the key when a fetcher starts an ITEM job, in the
+short transaction before the fetch (``before_handle``), so before the first request. Cleared before
+fetching, not after: an update that arrives while the fetch runs then queues a fresh job instead of
+being swallowed by a fetch that may already have read the old state. A redelivered job deletes it
+again, which is harmless; a job that is dead-lettered has deleted it already.
 """
 
 from __future__ import annotations

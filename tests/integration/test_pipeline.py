@@ -13,6 +13,7 @@ import redis
 from eva00.kinds import FAMILY_KINDS
 from eva00.proof.pipeline_local import LocalPipeline as Pipeline
 from eva00.simulator.testing import SimHandle
+from eva00.stages.fetcher import Fetcher
 
 
 def _replica(database_url: str) -> dict[tuple[str, int, int], tuple[str, bool]]:
@@ -356,14 +357,18 @@ def test_a_webhook_item_jobs_debounce_key_is_cleared_before_the_fetcher_handles_
                   reason="webhook:update", item_id=rfi["id"], requested_at=0.0)
     assert Bus(redis_client, "test").publish_unless_key(keys.STREAM_SYNC_PRIORITY, job, key=key, ttl_s=600)
     fetcher = pipeline.fetcher.handler
+    assert isinstance(fetcher, Fetcher)
     key_at_start: list[int] = []
 
     class Watching:
         accepts = fetcher.accepts
 
-        def __call__(self, conn: psycopg.Connection[Any], message: Any, delivery: Any) -> Any:
+        def fetch(self, message: Any, delivery: Any, reads: Any) -> Any:
             key_at_start.append(int(redis_client.exists(key)))
-            return fetcher(conn, message, delivery)
+            return fetcher.fetch(message, delivery, reads)
+
+        def record(self, conn: psycopg.Connection[Any], message: Any, delivery: Any, fetched: Any) -> Any:
+            return fetcher.record(conn, message, delivery, fetched)
 
     pipeline.fetcher.handler = Watching()
     pipeline.drain()

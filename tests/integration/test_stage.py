@@ -575,6 +575,11 @@ class Spy(Middleware):
         self.events.append(("before_handle", conn.info.transaction_status.name, *self._seen()))
         return None
 
+    def before_record(self, conn: psycopg.Connection[Any], message: Message,
+                      delivery: Delivery) -> Sequence[Outgoing] | None:
+        self.events.append(("before_record", conn.info.transaction_status.name, *self._seen()))
+        return None
+
     def after_handle(self, conn: psycopg.Connection[Any], message: Message, delivery: Delivery,
                      outgoing: Sequence[Outgoing]) -> None:
         # The handler's own writes are visible here, in its transaction, and nowhere else yet.
@@ -666,3 +671,72 @@ def test_a_failing_after_commit_hook_is_logged_and_the_message_stays_handled(
     assert stage.step() == 2
     assert db.effects() == ["a", "b"] and downstream(redis_client) == ["a", "b"]
     assert pending(redis_client) == {} and stage.stats.handled == 2 and stage.stats.failed == 0
+
+
+# --- a handler that fetches, then records ---
+
+class Fetching:
+    """A FetchThenRecord handler: ``fetch`` notes how many pooled connections are checked out
+    while it "waits on the network" and what a read transaction allows; ``record`` writes the
+    effect."""
+
+    accepts: tuple[type[Message], ...] = (Item,)
+
+    def __init__(self, pool: ConnectionPool, spy: Spy) -> None:
+        self.pool, self.spy = pool, spy
+        self.recorded: list[str] = []
+
+    def fetch(self, message: Message, delivery: Delivery, reads: Any) -> str:
+        assert isinstance(message, Item)
+        stats = self.pool.get_stats()
+        with reads() as conn:
+            seen = conn.execute("SELECT count(*) FROM effects").fetchone()[0]
+            try:
+                conn.execute("INSERT INTO effects VALUES ('written while fetching')")
+                refused = ""
+            except psycopg.Error as exc:
+                refused = type(exc).__name__
+        self.spy.events.append(("fetch", stats["pool_size"] - stats["pool_available"], seen, refused))
+        return f"{message.item_id}-fetched"
+
+    def record(self, conn: psycopg.Connection[Any], message: Message, delivery: Delivery,
+               fetched: str) -> Sequence[Outgoing]:
+        self.recorded.append(fetched)
+        conn.execute("INSERT INTO effects (item_id) VALUES (%s) ON CONFLICT DO NOTHING", (fetched,))
+        return [(OUT, Item(fetched))]
+
+
+def test_a_fetch_then_record_handler_fetches_with_no_connection_held_and_records_in_one_transaction(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db, pool: ConnectionPool) -> None:
+    spy = Spy(db, redis_client)
+    stage = make_stage(Fetching(pool, spy), middleware=[spy])
+    add(redis_client, "a")
+    assert stage.step() == 1
+    assert spy.events == [
+        ("before_handle", "INTRANS", [], 1, []),  # its own short transaction, before the fetch
+        ("fetch", 0, 0, "ReadOnlySqlTransaction"),  # nothing checked out; reads may not write
+        ("before_record", "INTRANS", [], 1, []),  # the record's transaction, before its writes
+        ("after_handle", ["a-fetched"], 1, [], 1, []),
+        ("after_commit", 1, ["a-fetched"], 0, ["a-fetched"]),
+    ]
+
+
+class AnsweringBeforeRecord(Middleware):
+    """Finds the message recorded by a peer while this one fetched, as the full-sync ledger does."""
+
+    def before_record(self, conn: psycopg.Connection[Any], message: Message,
+                      delivery: Delivery) -> Sequence[Outgoing] | None:
+        assert isinstance(message, Item)
+        return [(OUT, Item(f"{message.item_id}-recorded-by-a-peer"))]
+
+
+def test_a_before_record_that_answers_drops_what_was_fetched(
+        make_stage: Callable[..., Stage], redis_client: redis.Redis, db: Db, pool: ConnectionPool) -> None:
+    spy = Spy(db, redis_client)
+    handler = Fetching(pool, spy)
+    stage = make_stage(handler, middleware=[AnsweringBeforeRecord(), spy])
+    add(redis_client, "a")
+    assert stage.step() == 1
+    assert handler.recorded == [] and db.effects() == []
+    assert downstream(redis_client) == ["a-recorded-by-a-peer"] and pending(redis_client) == {}
+    assert [event[0] for event in spy.events] == ["before_handle", "fetch", "after_commit"]

@@ -11,6 +11,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -21,12 +24,13 @@ from eva00.config import Settings
 from eva00.fullsync.run import FullSync, Run
 from eva00.fullsync.status import run_status
 from eva00.kinds import FAMILY_KINDS
-from eva00.messages import PollMode
+from eva00.messages import BudgetClass, PollJob, PollMode
 from eva00.procore.errors import error_detail
 from eva00.proof.checker.run import hidden_by_tools, record_figures
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.replica import unavailable
 from eva00.simulator.testing import SimHandle
+from eva00.stages.fetcher import Fetcher
 
 ALL_PHASES = [1, 2, 3, 4]
 DAILY_LOG_KINDS = {"daily_log_header", "manpower_log", "notes_log", "weather_log", "delivery_log"}
@@ -227,39 +231,37 @@ def test_procores_error_sentence_is_read_from_any_body_without_failing(body: byt
     assert error_detail(body) == detail
 
 
-def _gate_in_thread(database_url: str, now_s: float) -> tuple[threading.Thread, list[unavailable.Gate]]:
-    found: list[unavailable.Gate] = []
-
-    def run() -> None:
-        with psycopg.connect(database_url) as conn:
-            found.append(unavailable.gate(conn, "notes_log", 7, now_s, 60.0))
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, found
+@contextmanager
+def _reads(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        yield conn
 
 
 def test_fetchers_asking_for_a_pair_at_once_send_one_request_and_follow_its_outcome(
-        database_url: str) -> None:
-    now = time.time()
-    with psycopg.connect(database_url) as first:
-        assert unavailable.gate(first, "notes_log", 7, now, 60.0) == unavailable.Gate(None, record=True)
-        thread, second = _gate_in_thread(database_url, now)
-        time.sleep(0.5)
-        assert second == []  # waits for the first fetcher's answer instead of asking too
-        unavailable.record_refusal(first, "notes_log", 7, DAILY_LOG_REASON, 403, now, 60.0)
+        settings: Settings, database_url: str, redis_client: redis.Redis) -> None:
+    now = [time.time()]
+    job = PollJob(kind="notes_log", project_id=7, mode=PollMode.INCREMENTAL, budget=BudgetClass.SCHEDULED,
+                  reason="test", requested_at=now[0], window_from="2026-11-01", window_to="2026-11-30")
+    first, second = (Fetcher(settings, cast(Any, None), redis_client, clock=lambda: now[0])
+                     for _ in range(2))
+    reads = partial(_reads, database_url)
+    assert first._tool_gate(reads, job) == unavailable.Gate(None, record=True)
+    found: list[unavailable.Gate | None] = []
+    thread = threading.Thread(target=lambda: found.append(second._tool_gate(reads, job)))
+    thread.start()
+    time.sleep(0.5)
+    assert found == []  # waits for the first fetcher's answer instead of asking too
+    with psycopg.connect(database_url) as conn:
+        unavailable.record_refusal(conn, "notes_log", 7, DAILY_LOG_REASON, 403, now[0], 60.0)
     thread.join(10)
-    assert second == [unavailable.Gate(DAILY_LOG_REASON, record=False)]
-    # The recheck is due: the first claims it, the second waits and follows its answer.
-    later = now + 61
-    with psycopg.connect(database_url) as first:
-        assert unavailable.gate(first, "notes_log", 7, later, 60.0) == unavailable.Gate(None, record=True)
-        thread, second = _gate_in_thread(database_url, later)
-        time.sleep(0.5)
-        assert second == []
-        assert unavailable.mark_available(first, "notes_log", 7, later)
-    thread.join(10)
-    assert second == [unavailable.Gate(None, record=False)]
+    assert found == [unavailable.Gate(DAILY_LOG_REASON, record=False)]
+    # The recheck is due: one claims it, the other keeps the refusal until that answer is in.
+    now[0] += 61
+    assert first._tool_gate(reads, job) == unavailable.Gate(None, record=True)
+    assert second._tool_gate(reads, job) == unavailable.Gate(DAILY_LOG_REASON, record=False)
+    with psycopg.connect(database_url) as conn:
+        assert unavailable.mark_available(conn, "notes_log", 7, now[0])
+    assert second._tool_gate(reads, job) == unavailable.Gate(None, record=False)
     with psycopg.connect(database_url) as conn:
         assert unavailable.listing(conn) == []
-        assert unavailable.gate(conn, "notes_log", 7, later, 60.0) == unavailable.Gate(None, record=False)
