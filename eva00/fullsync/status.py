@@ -27,7 +27,10 @@ from eva00.replica import files
 def api_hosts(settings: Settings) -> frozenset[str]:
     """Hosts whose file links are API requests (the first hop of a download counts against the
     rate limit); links elsewhere go straight to storage and cost no API budget."""
-    return frozenset({netloc_of(settings.api_base), netloc_of(settings.login_base)})
+    hosts = {netloc_of(settings.api_base), netloc_of(settings.login_base)}
+    if settings.embedded_simulator:  # its file host: the first hop of a download is rate limited too
+        hosts.add(f"127.0.0.1:{settings.sim_file_port}")
+    return frozenset(hosts)
 
 
 def run_status(sync: FullSync, run: Run, now_s: float | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The storage host: signed, expiring blob URLs with Range, If-Range, strong ETags and HEAD.
+"""The storage host: signed, expiring blob URLs with Range, If-Range, strong ETags and HEAD; and the
+file host's redirect to it (``file_redirect``).
 
 It refuses any request that carries an Authorization header (400, S3's InvalidArgument), and the
 ledger counts it as a token leak: a client must never send its Procore token here. Errors use S3's
@@ -62,6 +63,20 @@ def handle(sim: SimState, req: Request) -> Response:
         if fault.mode == "etag_change":
             sim.blobs.bump_generation(file_id)
     return serve_blob(sim, req, blob)
+
+
+FILE_PATH = re.compile(r"/rest/v1\.0/files/(\d+)/download\Z")
+
+
+def file_redirect(sim: SimState, req: Request) -> Response:
+    """The file host's answer to an authorised request: 302 to a freshly signed storage URL."""
+    match = FILE_PATH.match(req.path)
+    blob = sim.blobs.get(int(match.group(1))) if match else None
+    if blob is None:
+        return Response(404, b'{"errors":"File not found"}')
+    if req.method not in ("GET", "HEAD"):
+        return Response(405, b'{"errors":"Method not allowed"}', [("Allow", "GET, HEAD")])
+    return Response(302, b"", [("Location", sim.signed_url(blob.file_id)), ("Cache-Control", "no-store")])
 
 
 def _check_signature(sim: SimState, file_id: int, req: Request) -> Response | None:

@@ -77,6 +77,7 @@ class Bench:
         self.env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                     "EVA00_DATA_DIR": str(self.data_dir), "EVA00_VAR_DIR": str(tmp_dir / "var"),
                     "PROCORE_API_BASE": sim.api_base, "PROCORE_LOGIN_BASE": sim.login_base,
+                    "EVA00_ALLOW_LOOPBACK_URLS": "1",
                     "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
                     "PROCORE_COMPANY_ID": str(sim.company_id), "SUPERVISOR_PROCESS_NAME": "bench-downloader",
                     "EVA00_STREAM_BLOCK_MS": "100", "EVA00_DISK_FREE_MIN_RATIO": "0.0"}
