@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from eva00.simulator.blobs import Blob, sign
@@ -98,7 +99,8 @@ def serve_blob(sim: SimState, req: Request, blob: Blob) -> Response:
                ("Content-Disposition", f'attachment; filename="{blob.filename}"')]
     wanted = req.header("Range")
     if_range = req.header("If-Range")
-    fault = sim.faults.pick("storage", req.path, frozenset({"ignore_range", "wrong_length", "truncate"}))
+    fault = sim.faults.pick("storage", req.path, frozenset({"ignore_range", "wrong_length", "truncate",
+                                                            "endless", "drip"}))
     if fault is not None:
         req.meta["fault"] = fault.mode
     if fault is not None and fault.mode == "ignore_range":
@@ -117,11 +119,32 @@ def serve_blob(sim: SimState, req: Request, blob: Blob) -> Response:
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
     response = Response(status, blob.read(start, end), headers, content_type=blob.content_type,
                         length=end - start)
+    if fault is not None and fault.mode == "endless":
+        response.body, response.length = _endless(blob), -1
+    elif fault is not None and fault.mode == "drip":
+        response.body = _drip(blob.read(start, end), fault.delay_s)
     if fault is not None and fault.mode == "wrong_length":
         response.length, response.action = end - start + 1024, "close"
     elif fault is not None and fault.mode == "truncate":
         response.action = "truncate"
     return response
+
+
+DRIP_BYTES = 64
+
+
+def _endless(blob: Blob) -> Iterator[bytes | memoryview]:
+    """The blob's bytes over and over, for ever (until the client hangs up)."""
+    while True:
+        yield from blob.read(0, blob.size or 1)
+
+
+def _drip(pieces: Iterable[bytes | memoryview], delay_s: float) -> Iterator[bytes]:
+    for piece in pieces:
+        data = bytes(piece)
+        for offset in range(0, len(data), DRIP_BYTES):
+            time.sleep(delay_s)
+            yield data[offset:offset + DRIP_BYTES]
 
 
 def parse_range(text: str, size: int) -> tuple[int, int] | str | None:
