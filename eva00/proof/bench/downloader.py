@@ -174,6 +174,7 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
             second = sim.new_file(SIZE_BYTES, "pdf")
             extra = bench.resume_extra_share(second["url"], second["file_id"])
             bench.conn.close()
+            leaks = int(sim.stats()["token_leaks"])
     finally:
         redis_server.stop()
         pg.stop()
@@ -191,6 +192,8 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
          "goal": ">= 0.8", "met": ratio >= 0.8},
         {"name": "resume after kill -9 halfway: bytes re-sent beyond the missing ones", "value": extra * 100,
          "unit": "% of file", "goal": "<= 5", "met": extra <= 0.05},
+        {"name": "downloader: token leaks to storage (requests carrying the bearer token)", "value": leaks,
+         "unit": "requests", "goal": "== 0", "met": leaks == 0},
     ]
 
 

@@ -141,7 +141,8 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str,
         # The production set of supervisord.conf: two fetchers, one differ, three downloaders.
         with stage_processes(STAGES, env, tmp_dir / "logs"):
             status = drive(FullSync(settings, client, pool), wait_files=True)
-        calls = [e for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
+        # The file host's hops count: they carry the token and share the API's rate limit.
+        calls = [e for e in sim.ledger() if e["host"] in ("api", "files") and "/oauth/" not in e["path"]
                  and not e["path"].startswith("/_sim")]
         stats = sim.stats()
         complete = completeness(sim, database_url)
@@ -163,6 +164,9 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str,
         {"name": f"full sync: files downloaded ({status['files_done']} of {status['files']})",
          "value": status["files_done"] / status["files"] * 100 if status["files"] else 100.0, "unit": "%",
          "goal": ">= 100", "met": status["files_done"] == status["files"]},
+        {"name": "full sync: bearer token sent to the storage host (Secure File Access)",
+         "value": stats.get("token_leaks", 0), "unit": "requests", "goal": "== 0",
+         "met": stats.get("token_leaks", 0) == 0},
         {"name": "full sync: achieved request rate / allowed rate", "value": achieved, "unit": "ratio",
          "goal": ">= 0.90", "met": achieved >= 0.90},
         {"name": "full sync: rate-limit violations", "value": stats.get("violations", 0),
