@@ -467,6 +467,11 @@ class Settings:
             raise ConfigError("PROCORE_CLIENT_SECRET", "required when PROCORE_CLIENT_ID is set")
         if not self.procore_company_id:
             raise ConfigError("PROCORE_COMPANY_ID", "required when PROCORE_CLIENT_ID is set")
+        for variable, base in (("PROCORE_API_BASE", self.procore_api_base),
+                               ("PROCORE_LOGIN_BASE", self.procore_login_base)):
+            if base.startswith("http://") and not self.allow_loopback_urls:
+                raise ConfigError(variable, "plain http is allowed only with EVA00_ALLOW_LOOPBACK_URLS=1 "
+                                            "(a simulator on this machine)")
 
 
 def _raw_values(environ: Mapping[str, str] | None, dotenv: Path | None) -> dict[str, str]:

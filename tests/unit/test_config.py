@@ -280,3 +280,13 @@ def test_the_readme_lists_every_variable_with_its_default() -> None:
     readme = _readme_configuration_rows()
     expected = {name: (default or "(unset)") for name, default, _doc in settings_table()}
     assert readme == expected
+
+
+def test_a_plain_http_procore_host_needs_the_explicit_loopback_setting() -> None:
+    configured = {**PROCORE_CREDENTIALS, "PROCORE_API_BASE": "http://127.0.0.1:8400"}
+    with pytest.raises(ConfigError, match="EVA00_ALLOW_LOOPBACK_URLS") as refused:
+        Settings.from_env(configured, dotenv=None)
+    assert refused.value.variable == "PROCORE_API_BASE"
+    allowed = Settings.from_env({**configured, "EVA00_ALLOW_LOOPBACK_URLS": "1"}, dotenv=None)
+    assert allowed.loopback_urls_allowed is True
+    assert Settings.from_env(PROCORE_CREDENTIALS, dotenv=None).loopback_urls_allowed is False
