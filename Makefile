@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up down status test test-fast lint full-sync demo bench chaos db-init clean
+.PHONY: setup up down status doctor test test-fast lint full-sync demo bench chaos db-init clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,9 +23,14 @@ up: setup
 
 down: setup
 	$(BIN)/eva00 down
+	@rm -f $(DEMO_MARK)
 
 status: setup
-	@$(BIN)/eva00 ps; echo; $(BIN)/eva00 status || true
+	@$(BIN)/eva00 ps; echo; $(STACK_ENV) $(BIN)/eva00 status || true
+
+# Every check of a first run (configuration, services, Procore, token, tools, clock, webhook, disk).
+doctor: setup
+	$(STACK_ENV) $(BIN)/eva00 doctor
 
 db-init: setup
 	$(BIN)/eva00 db init
@@ -50,8 +55,8 @@ lint: setup
 
 # FULL_SYNC_ARGS: e.g. "--project 10001 --phase 2" or "--new"; see `eva00 full-sync --help`.
 full-sync: setup
-	$(BIN)/eva00 up
-	$(BIN)/eva00 full-sync --wait $(FULL_SYNC_ARGS)
+	$(STACK_ENV) $(BIN)/eva00 up
+	$(STACK_ENV) $(BIN)/eva00 full-sync --wait $(FULL_SYNC_ARGS)
 
 # A fresh clone to a synced replica: sets up, starts the embedded stack (simulator with the standard
 # data set), runs the full sync with progress bars, then prints where to look. The demo's simulator
@@ -61,8 +66,14 @@ DEMO_ENV := EVA00_SIM_RATE_LIMIT=1000/60 EVA00_SIM_SPIKE=250/10 EVA00_RATE_WINDO
 	EVA00_RATE_REFILL_PER_S=15.8 EVA00_RATE_BURST=80 EVA00_BUDGET_SCHEDULED_PER_MIN=600 \
 	EVA00_BUDGET_WEBHOOK_PER_MIN=150 EVA00_BUDGET_ON_DEMAND_PER_MIN=150 EVA00_BUDGET_BUFFER_PER_MIN=100
 
+# The stack's rate limits are each process's own settings: commands run later against a demo
+# stack (status, doctor, full-sync) get the same ones, until `make down`.
+DEMO_MARK := var/.demo-limits
+STACK_ENV = $(if $(wildcard $(DEMO_MARK)),$(DEMO_ENV))
+
 demo: setup
 	$(DEMO_ENV) $(BIN)/eva00 up
+	@touch $(DEMO_MARK)
 	$(DEMO_ENV) $(BIN)/eva00 full-sync --wait --where
 
 bench: setup

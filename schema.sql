@@ -209,6 +209,13 @@ BEGIN
                            family.entity_table || '_project_number', family.entity_table);
         END IF;
 
+        -- Who raised delete_pending: 'listing' (a complete listing missed the row and the guard
+        -- held it) or 'webhook' (a delete event, unauthenticated in substance: Procore signs
+        -- nothing). Only a listing's flag is the mass-delete guard's second signal
+        -- (eva00/replica/deletes.py). Read only while delete_pending is true.
+        EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS delete_pending_source text',
+                       family.entity_table);
+
         PERFORM eva00_protect(family.entity_table::regclass, 'set is_deleted instead');
         EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT ON %I'
                        ' REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT'
@@ -356,6 +363,9 @@ CREATE TABLE IF NOT EXISTS webhook_events (
         CHECK (status IN ('received', 'enqueued', 'ignored', 'processed')),
     detail text
 );
+-- An authenticated body that could not be parsed or stored as JSON (bad JSON, an unknown payload
+-- version, NUL characters jsonb refuses): kept escaped and truncated, the reason in detail.
+ALTER TABLE webhook_events ADD COLUMN IF NOT EXISTS raw_body text;
 -- Events a crash left unfinished, for the intake's requeue.
 CREATE INDEX IF NOT EXISTS webhook_events_received
     ON webhook_events (received_at) WHERE status = 'received';
@@ -505,3 +515,21 @@ BEGIN
     END LOOP;
 END
 $search$;
+
+-- The scheduler's plan per (kind, project): how often to poll it and when next (README "How
+-- often each kind is polled"). A change found moves the pair back to its family's interval;
+-- quiet polls stretch it up to the maximum staleness; inactive projects are polled at that.
+ALTER TABLE poll_pages ADD COLUMN IF NOT EXISTS changed int NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS poll_plans (
+    kind text NOT NULL,
+    project_id bigint NOT NULL,  -- 0 for company-level kinds
+    seed_s integer NOT NULL,  -- the family's configured interval
+    interval_s integer NOT NULL,  -- the planned one
+    next_poll_at timestamptz NOT NULL,
+    quiet_polls integer NOT NULL DEFAULT 0,  -- complete polls in a row that changed nothing
+    last_change_at timestamptz,
+    last_finished_at timestamptz,  -- the newest finished poll applied to this plan
+    cost integer NOT NULL DEFAULT 1,  -- requests (pages) the last poll took
+    PRIMARY KEY (kind, project_id)
+);
+CREATE INDEX IF NOT EXISTS poll_plans_due ON poll_plans (next_poll_at);

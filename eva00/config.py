@@ -106,6 +106,12 @@ def _finite_float(value: str) -> float:
     return number
 
 
+def _schedule_mode(raw: str) -> str:
+    if raw not in ("adaptive", "fixed"):
+        raise ValueError("expected adaptive or fixed")
+    return raw
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -289,6 +295,19 @@ class Settings:
     reconcile_interval_s: float = _setting(
         "EVA00_RECONCILE_INTERVAL_S", _positive_float, 86400.0,
         "Delete reconciliation interval per entity type.")
+    schedule_mode: str = _setting(
+        "EVA00_SCHEDULE", _schedule_mode, "adaptive",
+        "adaptive: each (kind, project) polled as often as it changes, within the scheduled budget"
+        " (README: how often each kind is polled); fixed: every pair at its family's interval.")
+    max_staleness_s: float = _setting(
+        "EVA00_MAX_STALENESS_S", _positive_float, 86400.0,
+        "Longest a quiet (kind, project) or an inactive project goes unpolled (adaptive schedule).")
+    active_window_s: float = _setting(
+        "EVA00_ACTIVE_WINDOW_S", _positive_float, 86400.0,
+        "A (kind, project) with a change found this recently is polled at its family's interval.")
+    plan_tick_s: float = _setting(
+        "EVA00_PLAN_TICK_S", _positive_float, 5.0,
+        "How often the adaptive scheduler enqueues the due pairs its budget allows.")
     fullsync_step_s: float = _setting(
         "EVA00_FULLSYNC_STEP_S", _positive_float, 5.0,
         "How often the scheduler advances a running full sync (its next phase, lost jobs).")
@@ -331,6 +350,20 @@ class Settings:
     download_rate_window_s: float = _setting(
         "EVA00_DOWNLOAD_RATE_WINDOW_S", _positive_float, 60.0,
         "The window the minimum download rate is measured over.")
+    # --- untrusted documents (thumbnails, text): PyMuPDF runs in a child process per file ---
+    document_sandbox_memory_bytes: int = _setting(
+        "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES", _positive_int, 1024 * 1024 * 1024,
+        "Address space of the child that opens one PDF or image (RLIMIT_AS); beyond it the file is"
+        " quarantined.")
+    document_sandbox_cpu_s: int = _setting(
+        "EVA00_DOCUMENT_SANDBOX_CPU_S", _positive_int, 60,
+        "CPU seconds that child may use on one file (RLIMIT_CPU); beyond them the file is quarantined.")
+    document_sandbox_timeout_s: float = _setting(
+        "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S", _positive_float, 120.0,
+        "Wall-clock seconds for one file; then the child is killed and the file quarantined.")
+    image_max_pixels: int = _setting(
+        "EVA00_IMAGE_MAX_PIXELS", _positive_int, 100_000_000,
+        "Images (and images on a PDF's first page) with more pixels are quarantined undecoded.")
     # --- webhooks, dashboard, retention ---
     webhook_host: str = _setting(
         "EVA00_WEBHOOK_HOST", str, "127.0.0.1", "Address of the webhook listener.")
@@ -353,6 +386,10 @@ class Settings:
     webhook_requeue_interval_s: float = _setting(
         "EVA00_WEBHOOK_REQUEUE_INTERVAL_S", _positive_float, 60.0,
         "How often webhook events recorded but not yet queued are queued again.")
+    webhook_jobs_per_minute: int = _setting(
+        "EVA00_WEBHOOK_JOBS_PER_MINUTE", _positive_int, 60,
+        "Most single-record fetches webhooks may queue per minute; beyond it, events fold into"
+        " one poll per (project, kind).")
     dashboard_port: int = _setting(
         "EVA00_DASHBOARD_PORT", _port, 8403, "Port of the dashboard (127.0.0.1 only).")
     dashboard_hosts: tuple[str, ...] = _setting(

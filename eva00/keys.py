@@ -65,6 +65,8 @@ JOB_PENDING_PREFIX = f"{PREFIX}:job:pending"
 # under this PREFIX, so tests and benchmarks can give a limiter a prefix of its own.)
 # Webhook debounce: one key per resource while a re-fetch is already queued.
 WEBHOOK_DEBOUNCE_PREFIX = f"{PREFIX}:webhook:debounce"
+# Webhook flood cap: single-record jobs queued by webhooks in one clock minute (INCR, short TTL).
+WEBHOOK_JOBS_MINUTE_PREFIX = f"{PREFIX}:webhook:jobs"
 # Download slots shared by every downloader process: a sorted set of holder -> lease expiry.
 DOWNLOAD_SLOTS = f"{PREFIX}:files:slots"
 
@@ -78,7 +80,22 @@ def job_pending_key(kind: str, project_id: int | None) -> str:
     return f"{JOB_PENDING_PREFIX}:{kind}:{project_id or 0}"
 
 
+def webhook_jobs_minute_key(minute: int) -> str:
+    """Counts the webhook ITEM jobs queued in this minute (epoch seconds // 60)."""
+    return f"{WEBHOOK_JOBS_MINUTE_PREFIX}:{minute}"
+
+
 def webhook_debounce_key(kind: str, project_id: int | None, item_id: int | None) -> str:
     """Exists while a webhook re-fetch of this record is queued and not started: the listener sets
     it with the job, the fetcher deletes it when it starts, so one later event queues one more."""
     return f"{WEBHOOK_DEBOUNCE_PREFIX}:{kind}:{project_id or 0}:{item_id or 0}"
+
+
+# A kind's delete signal (procore/deleted.py) whose last listing was incomplete, per project: the
+# next listing ignores its poll's updated_at window, since the failed window is behind the cursor
+# by then. Expires after the reconcile interval, when the daily backstop has covered it anyway.
+DELETED_SIGNAL_RETRY_PREFIX = f"{PREFIX}:deleted:retry"
+
+
+def deleted_signal_retry_key(kind: str, project_id: int | None) -> str:
+    return f"{DELETED_SIGNAL_RETRY_PREFIX}:{kind}:{project_id or 0}"

@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "/webhooks/procore")
     reg.add_argument("--rotate-secret", action="store_true",
                      help="generate a new Authorization secret (the previous one stays accepted)")
-    reg.add_argument("--payload-version", choices=hooks.PAYLOAD_VERSIONS, default="v2.0",
-                     help="Procore payload format of the deliveries (default v2.0)")
+    reg.add_argument("--payload-version", choices=hooks.PAYLOAD_VERSIONS, default=None,
+                     help="Procore payload format of the deliveries (default: "
+                          f"{hooks.NEW_HOOK_PAYLOAD_VERSION} for a new hook, an existing hook keeps its own)")
     stat = sub.add_parser("status", help="hooks, triggers and recent deliveries")
     stat.add_argument("--deliveries", type=int, default=20, help="recent deliveries to show")
     sub.add_parser("unregister", help="delete our hooks and the stored secrets")
@@ -130,7 +131,7 @@ def cmd_status(api: hooks.HooksApi, deliveries: int) -> int:
         hook = item.hook
         print(f"hook {hook.get('id')}: {hook.get('destination_url')} "
               f"(payload {hook.get('api_version', '?')}, namespace {api.namespace})")
-        names = sorted(f"{t.get('resource_name')} {t.get('event_type')}" for t in item.triggers)
+        names = sorted(f"{t.get('resource_name')} {str(t.get('event_type')).lower()}" for t in item.triggers)
         print(f"  {len(names)} triggers: {', '.join(names)}")
         outcomes = Counter(_outcome(d) for d in item.deliveries)
         summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))

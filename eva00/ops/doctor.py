@@ -200,9 +200,28 @@ def check_procore(ctx: Context) -> CheckResult:
            f" EVA00_SIM_PORT={settings.sim_port})" if settings.embedded_simulator else
            f"check PROCORE_API_BASE ({settings.api_base}), PROCORE_LOGIN_BASE ({settings.login_base})"
            " and this host's network (proxy, firewall, DNS)")
+    if other := _other_rate_settings(probe):
+        return CheckResult("procore", Status.FAIL, f"not asked: {other}",
+                           "run the doctor with the environment the stack was started with"
+                           " (`make doctor` does, after `make demo` too)")
     note = _pause_note(probe)
     detail = f"no answer from {settings.api_base}{note}" if note else f"no answer: {ctx.me.problem}"
     return CheckResult("procore", Status.FAIL, detail, fix)
+
+
+def _other_rate_settings(probe: ProcoreProbe) -> str:
+    """Why this shell's limiter cannot get a token while the stack's processes can, if so.
+
+    The window is shared in Redis but its size is each process's own setting: a stack started
+    with a larger limit (make demo's) fills more of it than this shell's settings ever allow.
+    """
+    limiter = probe.client.limiter
+    used = limiter.window_count()
+    if used <= limiter.config.window_max:
+        return ""
+    return (f"the shared rate window holds {used} requests of the last {limiter.config.window_s:.0f} s,"
+            f" more than this shell's EVA00_RATE_WINDOW_MAX={limiter.config.window_max}: the running"
+            " stack uses other rate-limit settings")
 
 
 def _ask_me(probe: ProcoreProbe) -> Reply:
@@ -355,7 +374,7 @@ def check_webhook(ctx: Context) -> CheckResult:
             return CheckResult("webhook", Status.WARN, f"no hook in namespace {NAMESPACE}: changes"
                                " arrive by polling only", "expose the listener (docs/cloudflare-tunnel.md),"
                                " then `eva00 webhooks register --url https://.../webhooks/procore`")
-        return judge_deliveries(hooks[0], api.deliveries(int(hooks[0]["id"]), per_page=10))
+        return judge_deliveries(hooks[0], api.deliveries(int(hooks[0]["id"]), limit=10))
     except ApiError as exc:
         return CheckResult("webhook", Status.WARN, f"the webhooks API did not answer: {exc}",
                            "give the app the webhooks permission in Procore; polling keeps the"

@@ -136,10 +136,11 @@ def judge_deliveries(hook: Mapping[str, Any], deliveries: Sequence[Mapping[str, 
         return CheckResult("webhook", Status.WARN, f"{where}: no deliveries yet",
                            "change a record in Procore and run `eva00 webhooks status`: a delivery"
                            " should appear within seconds")
-    outcomes = [str(d.get("outcome") or d.get("status") or "?") for d in deliveries]
+    # Procore's outcome: ok | retried | failed | discarded; none yet while a delivery waits.
+    outcomes = [str(d.get("outcome") or d.get("status") or "pending") for d in deliveries]
     counts = ", ".join(f"{n} {name}" for name, n in sorted(Counter(outcomes).items()))
     detail = f"{where}: last {len(deliveries)} deliveries {counts}; newest {outcomes[0]}"
-    if outcomes[0] not in ("successful", "pending"):
+    if outcomes[0] not in ("ok", "successful", "pending"):
         return CheckResult("webhook", Status.WARN, detail, "Procore cannot reach the listener: check"
                            " the tunnel (docs/cloudflare-tunnel.md) and `eva00 webhooks status`;"
                            " polling keeps the replica complete meanwhile")

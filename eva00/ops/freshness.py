@@ -11,6 +11,7 @@ from datetime import datetime
 import psycopg
 
 from eva00.kinds import family_of
+from eva00.replica import plans
 
 # How many poll intervals may pass before a kind is late (warning) or stale (critical).
 LATE_INTERVALS = 2.0
@@ -56,13 +57,16 @@ SELECT coalesce(d.kind, c.kind), coalesce(d.p, c.p), greatest(d.at, c.updated_at
 
 
 def read_freshness(conn: psycopg.Connection, intervals_s: dict[str, int], now: datetime) -> list[Freshness]:
+    """Each pair judged against its planned interval (the adaptive schedule's; a quiet pair polled
+    every few hours is not late), else its family's."""
+    planned = plans.planned_intervals(conn)
     rows = []
     for kind, project, last in conn.execute(_FRESHNESS_SQL):
         try:
             family = family_of(kind)
         except ValueError:
             continue  # a kind this version no longer polls
-        interval_s = intervals_s.get(family, 3600)
+        interval_s = planned.get((kind, project or 0)) or intervals_s.get(family, 3600)
         age_s = None if last is None else max(0.0, (now - last).total_seconds())
         rows.append(Freshness(kind, family, project or None, last, interval_s, age_s,
                               freshness_level(age_s, interval_s)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from eva00.config import Settings
 from eva00.fullsync import reasons
 from eva00.fullsync.run import load_runs
 from eva00.fullsync.status import api_hosts, status_of
+from eva00.kinds import FAMILY_KINDS
 from eva00.ops import supervision
 from eva00.ops.freshness import Freshness, read_freshness
 from eva00.ops.glance import FamilySummary, heat_cells, read_family_counts, read_pair, summarise
@@ -33,7 +35,7 @@ from eva00.ops.streams_report import backlog_rows
 from eva00.procore.keys import DEFAULT_KEYS, ProcoreKeys, as_text
 from eva00.procore.limiter import CLASSES
 from eva00.procore.metrics import Metrics
-from eva00.replica import files
+from eva00.replica import files, plans
 
 US_PER_S = 1_000_000
 
@@ -63,6 +65,8 @@ class Snapshot:
     streams: list[dict[str, Any]] = field(default_factory=list)
     downloads: dict[str, dict[str, int]] = field(default_factory=dict)
     full_sync: list[dict[str, Any]] = field(default_factory=list)
+    # Per family: the adaptive schedule's planned intervals and requests against the budget.
+    schedule: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: dict[str, Any] = field(default_factory=dict)
     disk: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +84,10 @@ class Snapshot:
                              for f in self.freshness]
         data["summary"] = [s.to_dict() for s in self.summary()]
         data["heat"] = heat_cells(self.freshness)
+        # the same aggregation the terminal shows: one row per alert family, one line per reason
+        data["alert_groups"] = alert_groups(self.alerts)
+        for run in data["full_sync"]:
+            run["reason_lines"] = reasons.lines(run.get("reasons") or [])
         return data
 
     def to_json(self) -> bytes:
@@ -122,6 +130,21 @@ def read_full_sync(conn: psycopg.Connection, hosts: frozenset[str] = frozenset()
             "finished_at")
     return [{name: value for name, value in status_of(conn, run, hosts=hosts).items() if name in keep}
             for run in load_runs(conn, limit=5)]
+
+
+def read_schedule(conn: psycopg.Connection[Any], settings: Settings) -> list[dict[str, Any]]:
+    """Per family: its interval (the seed's), the median planned one, how many pairs are polled at
+    the seed's, and the requests a minute its plans ask for with their share of the budget."""
+    if settings.schedule_mode != "adaptive":
+        return []
+    live = [int(r[0]) for r in conn.execute(
+        "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted")]
+    budget = settings.budget_scheduled_per_min
+    return [{"family": d.family, "seed_interval_s": settings.poll_intervals_s[d.family],
+             "planned_interval_s": d.median_interval_s, "pairs": d.pairs, "at_seed": d.active_pairs,
+             "requests_per_min": round(d.planned_per_min, 2),
+             "budget_share": round(d.planned_per_min / budget, 3)}
+            for d in plans.demand(conn, FAMILY_KINDS, live) if d.pairs]
 
 
 def read_alerts(conn: psycopg.Connection) -> list[dict[str, Any]]:
@@ -192,11 +215,18 @@ ProcessLister = Callable[[], list[dict[str, Any]]]
 
 
 class StatusReader:
+    """Reads snapshots; a long-lived reader (the dashboard's, asked every 2 s by each open page)
+    re-counts the families' rows at most every ``counts_ttl_s``: counting 100k+ records scans
+    every entity table, and a count a few seconds old changes nothing an operator decides."""
+
     def __init__(self, settings: Settings, client: redis.Redis, pool: ConnectionPool, *,
                  processes: ProcessLister | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 counts_ttl_s: float = 30.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.redis, self.pool = settings, client, pool
         self.processes, self.clock = processes, clock
+        self.counts_ttl_s, self.monotonic = counts_ttl_s, monotonic
+        self._counts: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(at=self.clock())
@@ -237,8 +267,15 @@ class StatusReader:
             snap.full_sync = read_full_sync(conn, api_hosts(self.settings))
             snap.alerts = read_alerts(conn)
             snap.dead_letters = read_dead_letters(conn, snap.at)
-            snap.family_counts = read_family_counts(conn)
+            snap.family_counts = self._family_counts(conn)
+            snap.schedule = read_schedule(conn, self.settings)
         snap.pending["files_pending"] = snap.downloads["pending"]["count"]
+
+    def _family_counts(self, conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+        now = self.monotonic()
+        if self._counts is None or now - self._counts[0] >= self.counts_ttl_s:
+            self._counts = (now, read_family_counts(conn))
+        return self._counts[1]
 
     def _redis(self, snap: Snapshot) -> None:
         snap.limiter = read_limiter(self.redis, self.settings)
@@ -264,6 +301,8 @@ def render(snap: Snapshot, console: Any, details: Sequence[Freshness] | None = N
                  ("severity", "alert_key", "status", "count", "message"))
     if details is not None:
         render_freshness(console, details, _LEVEL_STYLE)
+    if snap.schedule:
+        _render_schedule(console, snap.schedule)
     _render_pairs(console, "Errors (24 h)", snap.errors_24h)
     if snap.limiter:
         lim = snap.limiter
@@ -286,6 +325,30 @@ def render(snap: Snapshot, console: Any, details: Sequence[Freshness] | None = N
     _render_rows(console, "Processes", snap.processes, ("name", "state", "description"))
     for name, error in snap.errors.items():
         console.print(f"[bold red]{name} unavailable:[/] {error}")
+
+
+def _render_schedule(console: Any, rows: Sequence[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    total = sum(r["requests_per_min"] for r in rows)
+    share = sum(r["budget_share"] for r in rows)
+    table = Table(title="Schedule: how often each family is polled (adaptive)",
+                  caption=f"{total:.1f} requests a minute planned, {100 * share:.0f}% of the scheduled"
+                          " budget")
+    for name in ("family", "interval", "planned (median)", "pairs", "at interval", "req/min", "budget"):
+        table.add_column(name, justify="left" if name == "family" else "right")
+    for r in rows:
+        planned = r["planned_interval_s"]
+        table.add_row(r["family"], _duration(r["seed_interval_s"]),
+                      "-" if planned is None else _duration(planned), str(r["pairs"]), str(r["at_seed"]),
+                      f"{r['requests_per_min']:.2f}", f"{100 * r['budget_share']:.0f}%")
+    console.print(table)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _render_reasons(console: Any, runs: Sequence[dict[str, Any]]) -> None:

@@ -1,35 +1,22 @@
 """The sandboxed parser: ``python -m eva00.pdf_import.worker KIND FILE [options]``.
 
 Runs in a child process started by `sandbox.py`, so a hostile PDF can at worst kill this process.
-It first caps its own CPU time and address space (``resource.setrlimit``), then opens the file
-with PyMuPDF, parses it and writes one JSON object to stdout: ``{"ok": true, "result": {...}}`` or
-``{"ok": false, "error": "one line"}`` (exit code 2). Nothing else is ever written to stdout.
+It first caps its own CPU time and address space (`eva00/documents/child.py`, shared with the
+stages' document worker), then opens the file with PyMuPDF, parses it and writes one JSON object
+to stdout: ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "one line"}`` (exit code
+2). Nothing else is ever written to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
-
-
-def apply_limits(cpu_s: int, memory_mb: int) -> None:
-    """CPU seconds (SIGXCPU when spent) and address space (MemoryError beyond it), never above
-    limits the process already has."""
-    _cap(resource.RLIMIT_CPU, cpu_s, cpu_s + 2)
-    _cap(resource.RLIMIT_AS, memory_mb * 1024 * 1024, memory_mb * 1024 * 1024)
-
-
-def _cap(which: int, soft: int, hard: int) -> None:
-    _, current = resource.getrlimit(which)
-    if current != resource.RLIM_INFINITY:
-        soft, hard = min(soft, current), min(hard, current)
-    resource.setrlimit(which, (soft, hard))
+from eva00.documents.child import add_limit_arguments, serve
+from eva00.documents.sandbox import Limits, out_of_memory
+from eva00.pdf_import.sandbox import PARSING
 
 
 def parse_file(kind: str, path: Path, date_format: str, max_pages: int) -> dict[str, Any]:
@@ -53,29 +40,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("--date-format", default="auto", choices=("auto", "mdy", "dmy"))
     parser.add_argument("--max-pages", type=int, default=2000)
-    parser.add_argument("--cpu-s", type=int, default=60)
-    parser.add_argument("--memory-mb", type=int, default=2048)
+    add_limit_arguments(parser)
     args = parser.parse_args(argv)
 
-    import orjson
     import pymupdf  # noqa: F401  (imported before the address space is capped)
 
     from eva00.pdf_import.document import BadInput
 
-    # Written without allocating once memory has run out.
-    out_of_memory = orjson.dumps({"ok": False, "error": "the parser ran out of memory "
-                                  f"(limit {args.memory_mb} MB)"}) + b"\n"
-    apply_limits(args.cpu_s, args.memory_mb)
-    try:
-        result = parse_file(args.kind, args.file, args.date_format, args.max_pages)
-    except MemoryError:
-        os.write(1, out_of_memory)
-        return EXIT_BAD_INPUT
-    except BadInput as exc:
-        sys.stdout.buffer.write(orjson.dumps({"ok": False, "error": str(exc)}) + b"\n")
-        return EXIT_BAD_INPUT
-    sys.stdout.buffer.write(orjson.dumps({"ok": True, "result": result}) + b"\n")
-    return 0
+    oom = out_of_memory(Limits(memory_bytes=args.memory_bytes), PARSING)
+    return serve(lambda: parse_file(args.kind, args.file, args.date_format, args.max_pages), args, oom,
+                 (BadInput,))
 
 
 if __name__ == "__main__":

@@ -35,9 +35,17 @@ class Envelope(str, Enum):
 class DeletedSignal:
     """How a deleted record shows; all empty means only by its absence from a full listing."""
 
-    listing_path: str | None = None  # a separate list of deleted records (recycle bin)
+    listing_path: str | None = None  # a separate list of deleted records (recycle bin, inactive list)
     listing_query: Mapping[str, str] = field(default_factory=dict)  # the list, asked for deleted only
     record_field: str | None = None  # a field set on deleted records still listed
+    # The deleted listing takes filters[updated_at] (documented on the recycle bins and the lists
+    # with include_deleted), so a poll asks only for its own window; else it is listed whole.
+    updated_at: bool = False
+
+    @property
+    def has_listing(self) -> bool:
+        """A request lists the deleted records (recycle bin, inactive list, a deleted-only view)."""
+        return self.listing_path is not None or bool(self.listing_query)
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,10 @@ def _values(spec: EndpointSpec, company_id: int, project_id: int | None,
 
 P = "/rest/v1.0/projects/{project_id}"
 BY_PROJECT = {"project_id": "{project_id}"}
-DELETED_FILTER = DeletedSignal(listing_query={"filters[include_deleted]": "only"}, record_field="deleted_at")
+# The delete signals the published API documents (digest: ../shared/procore-oas.md); there is no
+# filters[deleted] anywhere, and drawing revisions, images, tasks and daily logs have no deleted list.
+DELETED_FILTER = DeletedSignal(listing_query={"filters[include_deleted]": "only"}, record_field="deleted_at",
+                               updated_at=True)
 
 
 def _spec(kind: str, path: str, scope: Scope = Scope.PROJECT, **options: object) -> EndpointSpec:
@@ -101,19 +112,22 @@ _SPECS = (
           query={"company_id": "{company_id}", "filters[by_status]": "All"}, max_per_page=300,
           show_path="/rest/v1.1/projects/{id}"),
     _spec("vendor", "/rest/v1.0/vendors", Scope.COMPANY, query={"company_id": "{company_id}"},
-          deleted=DeletedSignal(listing_path="/rest/v1.0/vendors/inactive")),
+          deleted=DeletedSignal(listing_path="/rest/v1.0/companies/{company_id}/vendors/inactive")),
     _spec("company_user", "/rest/v1.3/companies/{company_id}/users", Scope.COMPANY,
-          deleted=DeletedSignal(listing_path="/rest/v1.3/companies/{company_id}/users/inactive")),
-    _spec("project_user", P + "/users", supports_updated_at=False),
+          deleted=DeletedSignal(listing_path="/rest/v1.0/companies/{company_id}/users/inactive")),
+    _spec("project_user", P + "/users", supports_updated_at=False,
+          deleted=DeletedSignal(listing_path=P + "/users/inactive")),
     _spec("spec_section", "/rest/v1.0/specification_sections", query=BY_PROJECT, paged=False,
           supports_updated_at=False),
     _spec("spec_section_revision", "/rest/v1.0/specification_section_revisions", query=BY_PROJECT,
           supports_updated_at=False),
     _spec("submittal", "/rest/v1.1/projects/{project_id}/submittals",
           show_path="/rest/v1.1/projects/{project_id}/submittals/{id}", show_adds_content=True,
-          deleted=DeletedSignal(listing_path="/rest/v1.1/projects/{project_id}/submittals/recycle_bin")),
+          deleted=DeletedSignal(listing_path="/rest/v1.1/projects/{project_id}/submittals/recycle_bin",
+                                updated_at=True)),
     _spec("rfi", P + "/rfis", show_path=P + "/rfis/{id}", show_adds_content=True,
-          deleted=DeletedSignal(listing_path=P + "/rfis/recycle_bin", record_field="deleted_at")),
+          deleted=DeletedSignal(listing_path=P + "/rfis/recycle_bin", record_field="deleted_at",
+                                updated_at=True)),
     _spec("change_event", "/rest/v1.1/change_events", query=BY_PROJECT, deleted=DELETED_FILTER),
     _spec("change_order_package", "/rest/v1.0/change_order_packages", query=BY_PROJECT,
           deleted=DELETED_FILTER),
@@ -126,13 +140,12 @@ _SPECS = (
     _spec("drawing", "/rest/v1.1/drawing_areas/{parent_id}/drawings", Scope.PARENT, query=BY_PROJECT,
           supports_updated_at=False, parent_kind="drawing_area"),
     _spec("drawing_set", P + "/drawing_sets", supports_updated_at=False),
-    _spec("drawing_revision", P + "/drawing_revisions",
-          deleted=DeletedSignal(listing_query={"filters[deleted]": "only"})),
+    _spec("drawing_revision", P + "/drawing_revisions"),
     _spec("image", "/rest/v1.0/images", query=BY_PROJECT),
     _spec("image_category", "/rest/v1.0/image_categories", query=BY_PROJECT, supports_updated_at=False),
     _spec("document", P + "/documents",
           deleted=DeletedSignal(listing_query={"filters[is_in_recycle_bin]": "true"},
-                                record_field="is_deleted")),
+                                record_field="is_deleted", updated_at=True)),
     _spec("daily_log_header", P + "/daily_log_headers/index", supports_updated_at=False, date_window=True),
     _spec("manpower_log", P + "/manpower_logs", supports_updated_at=False, date_window=True),
     _spec("notes_log", P + "/notes_logs", supports_updated_at=False, date_window=True),

@@ -178,6 +178,13 @@ class RateLimiter:
                                args=[max(1, round(delay_s * US_PER_S)), reason, "1" if reset_bucket else "0"])
         return int(until_us) / US_PER_S
 
+    def window_count(self) -> int:
+        """Grants of every process within the last rate window, on Redis server time."""
+        seconds, micros = self.redis.time()
+        now_us = seconds * US_PER_S + micros
+        return int(self.redis.zcount(self.keys.rate_window, now_us - round(self.config.window_s * US_PER_S),
+                                     "+inf"))
+
     def paused_for_s(self) -> float:
         """Seconds left of the shared pause (0 when none), on Redis server time."""
         raw = self.redis.get(self.keys.pause_until)

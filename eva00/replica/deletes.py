@@ -2,8 +2,9 @@
 
 Nothing is hard-deleted: a delete sets ``is_deleted`` and ``deleted_at`` (the schema refuses DELETE
 and TRUNCATE), and logs a ``soft_delete`` to sync_log. A record is deleted when a complete listing
-did not show it (within the mass-delete guard), when Procore confirms it gone, or when its parent
-is gone; a delete webhook only flags it ``delete_pending`` until a fetch confirms or refutes it.
+did not show it, when a delete signal names it (both within the mass-delete guard), when Procore
+confirms it gone, or when its parent is gone; a delete webhook only flags it ``delete_pending``
+until a fetch confirms or refutes it.
 Rows are locked (``FOR NO KEY UPDATE``) in key order, as records.py locks them, so a reconciliation
 and a differ never deadlock. The caller owns the transaction.
 """
@@ -53,16 +54,16 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     Mass-delete guard: when more than ``max_ratio`` of the live rows would go, and more than
     MASS_DELETE_FLOOR of them, one listing is not trusted (an empty or truncated listing from
     Procore looks exactly like that): the refusal is logged and the rows are only flagged
-    ``delete_pending``. A row missing while already pending (flagged by an earlier complete
-    listing, or by a delete webhook) has two independent signals and is deleted, guard or not;
-    so a single bad listing deletes nothing, and real deletes land one listing later instead of
-    never. A later fetch that sees a pending row alive clears the flag. Rows fetched at or after
+    ``delete_pending``. A row missing while already pending from an earlier complete listing has
+    two independent signals and is deleted, guard or not; so a single bad listing deletes nothing,
+    and real deletes land one listing later instead of never. A flag raised by a delete webhook is
+    no such signal (anyone holding the webhook secret can send one for every id): those rows count
+    as unconfirmed here. A later fetch that sees a pending row alive clears the flag. Rows fetched at or after
     ``at`` were seen alive later than the listing and are never deleted by it.
     """
     table = checked_table(kind, project_id)
     check_time(at, "at")
-    if not 0.0 <= max_ratio <= 1.0:
-        raise ValueError(f"max_ratio {max_ratio!r} is not between 0 and 1")
+    _check_ratio(max_ratio)
     in_range = " AND (payload->>'date') BETWEEN %s AND %s" if date_range else ""
     range_args: tuple[Any, ...] = tuple(date_range) if date_range else ()
     if parent_id is not None:
@@ -76,7 +77,8 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
                                 (kind, project_id, *range_args)).fetchone()
         live = int(live_row[0]) if live_row else 0
         rows = conn.execute(scoped(
-            table, "SELECT procore_id, delete_pending FROM {table} t WHERE " + SCOPE + " AND NOT is_deleted"
+            table, "SELECT procore_id, delete_pending AND delete_pending_source IS NOT DISTINCT FROM"
+            " 'listing' FROM {table} t WHERE " + SCOPE + " AND NOT is_deleted"
             + in_range + " AND fetched_at < %s AND NOT EXISTS (SELECT 1 FROM unnest(%b::bigint[]) AS s (id)"
             " WHERE s.id = t.procore_id) ORDER BY procore_id FOR NO KEY UPDATE"),
             (kind, project_id, *range_args, at, list(seen_ids))).fetchall()
@@ -88,7 +90,8 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
                 "live": live, "would_delete": len(missing), "max_ratio": max_ratio, "at": at,
                 "held_pending": len(unconfirmed), "corroborated": len(corroborated)},
                 result="refused_mass_delete")
-            held = _flag_delete_pending(conn, table, kind, project_id, unconfirmed)
+            held = _flag_delete_pending(conn, table, kind, project_id, unconfirmed,
+                                        "missing_from_listing_over_guard")
             deleted = _soft_delete(conn, table, kind, project_id, corroborated, at,
                                    "missing_from_two_listings")
             return DeleteResult(live, len(missing), deleted, guard_tripped=True, held=held)
@@ -96,17 +99,68 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     return DeleteResult(live, len(missing), deleted, guard_tripped=False)
 
 
+def soft_delete_signalled(conn: psycopg.Connection[Any], kind: str, project_id: int | None,
+                          signalled_ids: Collection[int], *, max_ratio: float, at: datetime) -> DeleteResult:
+    """Soft-delete the live rows a delete signal observed at server time ``at`` names deleted: a
+    recycle bin, an inactive list or deleted-only view (eva00/procore/deleted.py), or a deletion
+    field on a listed record. Only a COMPLETE signal listing may be passed here.
+
+    The mass-delete guard of ``soft_delete_missing`` holds here too: when a single signal names
+    more than ``max_ratio`` of the live rows (and more than MASS_DELETE_FLOOR), the rows are only
+    flagged ``delete_pending``; a row already pending from a listing (an earlier listing that
+    missed it, or an earlier signal) has two independent signals and is deleted; a delete
+    webhook's flag is not one. A reconciliation
+    of the same poll (kinds listed whole) is such a second signal. Rows fetched after ``at`` were
+    seen alive later and stay.
+    """
+    table = checked_table(kind, project_id)
+    check_time(at, "at")
+    _check_ratio(max_ratio)
+    if not signalled_ids:
+        return DeleteResult(0, 0, 0, guard_tripped=False)
+    with atomic(conn):
+        live_row = conn.execute(scoped(table, "SELECT count(*) FROM {table} WHERE " + SCOPE
+                                       + " AND NOT is_deleted"), (kind, project_id)).fetchone()
+        live = int(live_row[0]) if live_row else 0
+        rows = conn.execute(scoped(
+            # a delete webhook's flag is no second signal: anyone holding the secret can send one
+            table, "SELECT procore_id, delete_pending AND delete_pending_source IS NOT DISTINCT FROM"
+            " 'listing' FROM {table} WHERE " + SCOPE + " AND NOT is_deleted"
+            " AND fetched_at <= %s AND procore_id = ANY(%b::bigint[]) ORDER BY procore_id FOR NO KEY UPDATE"),
+            (kind, project_id, at, sorted(set(signalled_ids)))).fetchall()
+        named = [int(r[0]) for r in rows]
+        corroborated = [int(r[0]) for r in rows if r[1]]
+        unconfirmed = [int(r[0]) for r in rows if not r[1]]
+        if len(unconfirmed) > max_ratio * live and len(unconfirmed) > MASS_DELETE_FLOOR:
+            synclog.log_sync(conn, kind, project_id, "soft_delete", {
+                "live": live, "would_delete": len(named), "max_ratio": max_ratio, "at": at,
+                "held_pending": len(unconfirmed), "corroborated": len(corroborated),
+                "signal": "deleted_listing"}, result="refused_mass_delete")
+            held = _flag_delete_pending(conn, table, kind, project_id, unconfirmed,
+                                        "named_deleted_over_guard")
+            deleted = _soft_delete(conn, table, kind, project_id, corroborated, at, "confirmed_deleted")
+            return DeleteResult(live, len(named), deleted, guard_tripped=True, held=held)
+        deleted = _soft_delete(conn, table, kind, project_id, named, at, "confirmed_deleted")
+    return DeleteResult(live, len(named), deleted, guard_tripped=False)
+
+
+def _check_ratio(max_ratio: float) -> None:
+    if not 0.0 <= max_ratio <= 1.0:
+        raise ValueError(f"max_ratio {max_ratio!r} is not between 0 and 1")
+
+
 def _flag_delete_pending(conn: psycopg.Connection[Any], table: str, kind: str, project_id: int | None,
-                         procore_ids: Sequence[int]) -> int:
+                         procore_ids: Sequence[int], reason: str) -> int:
     if not procore_ids:
         return 0
     rows = conn.execute(scoped(
-        table, "UPDATE {table} SET delete_pending = true WHERE " + SCOPE
-        + " AND procore_id = ANY(%b::bigint[]) AND NOT is_deleted AND NOT delete_pending"
+        table, "UPDATE {table} SET delete_pending = true, delete_pending_source = 'listing' WHERE "
+        + SCOPE + " AND procore_id = ANY(%b::bigint[]) AND NOT is_deleted AND (NOT delete_pending"
+        " OR delete_pending_source IS DISTINCT FROM 'listing')"
         " RETURNING procore_id, payload_hash"), (kind, project_id, list(procore_ids))).fetchall()
     if rows:
         synclog.insert_log(conn, [(kind, int(procore_id), project_id, "delete_pending", "ok", str(digest),
-                                   {"reason": "missing_from_listing_over_guard"})
+                                   {"reason": reason})
                                   for procore_id, digest in rows])
     return len(rows)
 
@@ -172,8 +226,8 @@ def mark_delete_pending(conn: psycopg.Connection[Any], kind: str, project_id: in
     """A delete webhook arrived: flag the live row until a fetch confirms or refutes it."""
     table = checked_table(kind, project_id)
     row = conn.execute(scoped(
-        table, "UPDATE {table} SET delete_pending = true WHERE " + SCOPE + " AND procore_id = %s"
-        " AND NOT is_deleted AND NOT delete_pending RETURNING payload_hash"),
+        table, "UPDATE {table} SET delete_pending = true, delete_pending_source = 'webhook' WHERE "
+        + SCOPE + " AND procore_id = %s AND NOT is_deleted AND NOT delete_pending RETURNING payload_hash"),
         (kind, project_id, procore_id)).fetchone()
     if row is None:
         return False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eva00.simulator import hooks_api
+from eva00.simulator import deleted, hooks_api
 from eva00.simulator.generator import root_folder_id
 from eva00.simulator.listing import ListSpec, list_response
 from eva00.simulator.scopes import company_scope, project_scope
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 P = r"(?P<project>\d+)"
 C = r"(?P<company>\d+)"
-DELETED_AT_ONLY = ("filters[include_deleted]", {"only": "deleted", "true": "all"})
+DELETED_AT_ONLY = ("filters[include_deleted]", {"only": "deleted", "with": "all"})
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,16 @@ LISTS = [
     ListRoute(r"/rest/v1\.[01]/projects", ListSpec("project", max_per_page=300, deleted_param=(
         "filters[by_status]", {"all": "all", "inactive": "deleted", "active": "live"})), "company"),
     ListRoute(r"/rest/v1\.0/vendors", ListSpec("vendor"), "company"),
-    ListRoute(r"/rest/v1\.0/vendors/inactive", ListSpec("vendor"), "company", "deleted"),
     ListRoute(rf"/rest/v1\.0/companies/{C}/vendors", ListSpec("vendor"), "company"),
-    ListRoute(rf"/rest/v1\.0/companies/{C}/vendors/inactive", ListSpec("vendor"), "company", "deleted"),
     ListRoute(rf"/rest/v1\.3/companies/{C}/users", ListSpec("company_user"), "company"),
-    ListRoute(rf"/rest/v1\.3/companies/{C}/users/inactive", ListSpec("company_user"), "company", "deleted"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/users", ListSpec("project_user", updated_filter=False), "project"),
     ListRoute(rf"/rest/v1\.1/projects/{P}/submittals", ListSpec("submittal"), "project"),
-    ListRoute(rf"/rest/v1\.1/projects/{P}/submittals/recycle_bin", ListSpec("submittal"), "project",
-              "deleted"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/rfis", ListSpec("rfi"), "project"),
-    ListRoute(rf"/rest/v1\.0/projects/{P}/rfis/recycle_bin", ListSpec("rfi"), "project", "deleted"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_areas", ListSpec("drawing_area", updated_filter=False),
               "project"),
     ListRoute(r"/rest/v1\.1/drawing_areas/(?P<area>\d+)/drawings", ListSpec("drawing", updated_filter=False),
               "area"),
-    ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_revisions", ListSpec(
-        "drawing_revision", deleted_param=("filters[deleted]", {"only": "deleted", "true": "all"})),
-        "project"),
+    ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_revisions", ListSpec("drawing_revision"), "project"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_sets", ListSpec("drawing_set", updated_filter=False),
               "project"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/daily_log_headers/index",
@@ -217,6 +209,9 @@ ROUTES: list[Route] = [
 
 
 def dispatch(sim: SimState, req: Request) -> Response:
+    answered = deleted.dispatch(sim, req)  # recycle bins, inactive lists, deleted-only views
+    if answered is not None:
+        return answered
     allowed = []
     for method, pattern, handler in ROUTES:
         match = pattern.match(req.path)

@@ -1,5 +1,6 @@
 """The webhooks API on the API host: hooks (company or project scope), their triggers, their
-deliveries, and the list of resources that offer events."""
+deliveries, and the list of resources that offer events, in the shapes of Procore's published spec
+(WebhooksHook, WebhooksTrigger, WebhooksDelivery, WebhooksResource)."""
 
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def _hook(sim: SimState, req: Request, params: dict[str, str], body: dict[str, A
 
 def list_hooks(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     company, project = _scope(sim, req, {})
-    namespace = req.q("namespace")
+    namespace, version = req.q("namespace"), req.q("api_version")
     hooks = [h.to_json() for h in sim.webhooks.hooks.values()
              if h.company_id == company and h.project_id == project
-             and (namespace is None or h.namespace == namespace)]
+             and (namespace in (None, "*") or h.namespace == namespace)  # "*": every namespace
+             and (version is None or h.api_version == version)]
     return json_response(200, hooks)
 
 
@@ -58,10 +60,6 @@ def create_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response
     except ValueError as exc:
         raise HttpError(422, str(exc)) from None
     return json_response(201, hook.to_json())
-
-
-def show_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
-    return json_response(200, _hook(sim, req, params, {}).to_json())
 
 
 def update_hook(sim: SimState, req: Request, params: dict[str, str]) -> Response:
@@ -106,20 +104,29 @@ def delete_trigger(sim: SimState, req: Request, params: dict[str, str]) -> Respo
     return Response(204, b"")
 
 
-def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+STATUS_FILTERS = ("any", "successful", "failing", "discarded")
 
+
+def list_deliveries(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+    """Newest first, cursor paged as documented: ``page_size`` (default 100) and ``page_start``,
+    the ``event_id`` of the last item of the previous page; no page/per_page, no Total. A delivery
+    not attempted yet is listed (under ``any`` only) with a null outcome."""
     hook = _hook(sim, req, params, {})
     wanted = req.q("filters[status]") or "any"
-    found = [d for d in reversed(sim.webhooks.deliveries) if d.hook_id == hook.id
-             and (wanted == "any" or d.status == wanted)]
-    page, per_page = positive_int(req, "page", 1), min(positive_int(req, "per_page", 100), 1000)
-    chosen = found[(page - 1) * per_page:page * per_page]
-    return json_response(200, [d.to_json() for d in chosen],
-                         [("Total", str(len(found))), ("Per-Page", str(per_page))])
+    if wanted not in STATUS_FILTERS:
+        raise HttpError(400, f"filters[status] must be one of {list(STATUS_FILTERS)}")
+    page_size = min(positive_int(req, "page_size", 100), 1000)
+    start = req.q("page_start")
+    if start is not None and not start.isdigit():
+        raise HttpError(400, "page_start must be an integer")
+    with sim.webhooks.lock:
+        found = [d for d in reversed(sim.webhooks.deliveries) if d.hook_id == hook.id
+                 and (wanted == "any" or d.status_filter == wanted)
+                 and (start is None or d.id < int(start))]
+    return json_response(200, [d.to_json() for d in found[:page_size]])
 
 
 def resources(sim: SimState, req: Request, params: dict[str, str]) -> Response:
-
     _scope(sim, req, {})
     return json_response(200, offered_resources())
 
@@ -132,9 +139,8 @@ Handler = Callable[["SimState", Request, dict[str, str]], Response]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", _c("/hooks"), list_hooks),
     ("POST", _c("/hooks"), create_hook),
-    ("GET", _c(r"/hooks/(?P<hook>\d+)"), show_hook),
+    # The spec has no GET (nor PUT) of one hook: /hooks/{id} is PATCH and DELETE only.
     ("PATCH", _c(r"/hooks/(?P<hook>\d+)"), update_hook),
-    ("PUT", _c(r"/hooks/(?P<hook>\d+)"), update_hook),
     ("DELETE", _c(r"/hooks/(?P<hook>\d+)"), delete_hook),
     ("GET", _c(r"/hooks/(?P<hook>\d+)/triggers"), list_triggers),
     ("POST", _c(r"/hooks/(?P<hook>\d+)/triggers"), create_trigger),

@@ -26,10 +26,12 @@ SHOW_KINDS = frozenset({"rfi", "submittal"})
 # there; the other kinds' deletions show only as absence.
 INACTIVE_OVERLAY = {"project": {"active": False, "status_name": "Inactive"},
                     "vendor": {"is_active": False}, "company_user": {"is_active": False},
+                    "project_user": {"is_active": False},
                     "document": {"is_deleted": True, "is_in_recycle_bin": True}}
-DELETED_AT_KINDS = frozenset({"rfi", "submittal", "meeting", "change_event", "change_order_package",
-                              "potential_change_order", "drawing_revision"})
-SIGNALLED_KINDS = DELETED_AT_KINDS | frozenset(INACTIVE_OVERLAY)
+DELETED_AT_KINDS = frozenset({"rfi", "change_event", "change_order_package", "potential_change_order"})
+# Deleted meetings (deleted_only) and the submittal recycle bin show no deletion field: the
+# schemas of those lists have none.
+SIGNALLED_KINDS = DELETED_AT_KINDS | frozenset(INACTIVE_OVERLAY) | {"meeting", "submittal"}
 FILE_URL = re.compile(r"/rest/v1\.0/files/(\d+)/download$")
 
 Key = tuple[str, int | None]

@@ -32,7 +32,8 @@ from eva00.simulator.clock import iso
 from eva00.simulator.mutations import Change
 from eva00.simulator.options import SimOptions
 
-VERSIONS = ("v2.0", "v3.0", "v4.0")
+# Procore's own example creates a hook with "v2": the short form is accepted and kept as given.
+VERSIONS = ("v2.0", "v3.0", "v4.0", "v2", "v3", "v4")
 EVENT_TYPES = ("create", "update", "delete")
 # Resources offering only some events (the rest offer create, update and delete).
 OFFERED = {"Projects": ("create", "update"), "Company Vendors": ("create", "update"),
@@ -46,9 +47,26 @@ def ulid(now: float) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+# Procore groups its webhook resources by product; the grouping only labels the list.
+CATEGORIES = {"Projects": "Portfolio", "Company Vendors": "Directory", "Company Users": "Directory",
+              "Project Users": "Directory", "Change Events": "Construction Financials",
+              "Change Order Packages": "Construction Financials",
+              "Potential Change Orders": "Construction Financials",
+              "Prime Change Orders": "Construction Financials"}
+
+
 def offered_resources() -> list[dict[str, Any]]:
+    """The resources list as Procore documents it (WebhooksResource): the resource name is
+    ``tools``, ``except`` lists the event types that cannot be subscribed to, and ``create``,
+    ``update`` and ``delete`` name the events."""
     names = sorted(set(RESOURCE_NAMES.values()) | {"RFI Replies"})
-    return [{"name": name, "event_types": list(OFFERED.get(name, EVENT_TYPES))} for name in names]
+    return [{"api_version": "v2", "product_category": CATEGORIES.get(name, "Project Management"),
+             "tools": name, "except": [e for e in EVENT_TYPES if e not in OFFERED.get(name, EVENT_TYPES)],
+             "create": "create", "update": "update", "delete": "delete"} for name in names]
+
+
+def offered_events() -> dict[str, tuple[str, ...]]:
+    return {r["tools"]: tuple(e for e in EVENT_TYPES if e not in r["except"]) for r in offered_resources()}
 
 
 @dataclass
@@ -65,15 +83,22 @@ class Hook:
     triggers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """WebhooksHook, the fields the spec declares."""
         return {"id": self.id, "namespace": self.namespace, "api_version": self.api_version,
                 "destination_url": self.destination_url, "destination_headers": self.destination_headers,
                 "owned_by_company_id": self.company_id, "owned_by_project_id": self.project_id,
-                "created_at": iso(self.created_at), "updated_at": iso(self.updated_at)}
+                "owned_by_user_id": 300_001}
+
+
+# Delivery.status -> the documented ``outcome`` and ``filters[status]`` value (two vocabularies);
+# pending (not attempted yet) has neither.
+OUTCOMES = {"successful": "ok", "retrying": "retried", "discarded": "discarded"}
+STATUS_FILTERS = {"successful": "successful", "retrying": "failing", "discarded": "discarded"}
 
 
 @dataclass
 class Delivery:
-    id: int
+    id: int  # the audited event id of this delivery (``event_id``), the paging cursor
     hook_id: int
     event: dict[str, Any]
     status: str = "pending"  # pending -> successful | retrying -> ... -> successful | discarded
@@ -85,12 +110,25 @@ class Delivery:
     completed_at: float | None = None
     next_attempt_at: float | None = None
 
+    @property
+    def outcome(self) -> str | None:
+        return OUTCOMES.get(self.status)
+
+    @property
+    def status_filter(self) -> str | None:
+        return STATUS_FILTERS.get(self.status)
+
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "hook_id": self.hook_id, "event_id": self.event.get("id"),
-                "status": self.status, "attempts": self.attempts, "response_status": self.response_status,
-                "response_error": self.response_error, "started_at": _maybe_iso(self.started_at),
-                "completed_at": _maybe_iso(self.completed_at),
-                "next_attempt_at": _maybe_iso(self.next_attempt_at), "payload": self.event}
+        """WebhooksDelivery: no id of its own; ``event_id`` and the event identify it."""
+        return {"event": self.event, "event_id": self.id, "outcome": self.outcome,
+                "response_body": None, "response_error": self.response_error,
+                "started_at": _maybe_iso(self.started_at), "completed_at": _maybe_iso(self.completed_at),
+                "response_status": self.response_status, "response_headers": {}}
+
+
+def _matches(trigger: dict[str, Any], resource_name: Any, event_type: Any) -> bool:
+    return bool(trigger["resource_name"] == resource_name
+                and trigger["event_type"] == str(event_type).upper())
 
 
 def _maybe_iso(epoch: float | None) -> str | None:
@@ -147,13 +185,15 @@ class Webhooks:
 
     def add_trigger(self, hook: Hook, spec: dict[str, Any]) -> dict[str, Any]:
         name, event = spec.get("resource_name"), spec.get("event_type")
-        offered = {r["name"]: r["event_types"] for r in offered_resources()}
+        offered = offered_events()
         if name not in offered or event not in offered[name]:
             raise ValueError(f"{name!r} does not offer the {event!r} event")
-        if any(t["resource_name"] == name and t["event_type"] == event for t in hook.triggers):
+        if any(_matches(t, name, event) for t in hook.triggers):
             raise ValueError("this trigger already exists")
-        trigger = {"id": next(self._ids), "resource_name": name, "event_type": event,
-                   "api_version": hook.api_version, "created_at": iso(self.clock())}
+        # WebhooksTrigger: created with a lowercase event type, listed with the spec's uppercase enum.
+        trigger = {"id": next(self._ids), "webhook_hook_id": hook.id, "resource_name": name,
+                   "resource_id": None, "event_type": str(event).upper(),
+                   "company_id": hook.company_id, "project_id": hook.project_id, "user_id": 300_001}
         hook.triggers.append(trigger)
         return trigger
 
@@ -170,8 +210,7 @@ class Webhooks:
             for hook in hooks:
                 if hook.project_id is not None and hook.project_id != change.project_id:
                     continue
-                if any(t["resource_name"] == name and t["event_type"] == change.event_type
-                       for t in hook.triggers):
+                if any(_matches(t, name, change.event_type) for t in hook.triggers):
                     self._enqueue(hook, self._event(hook, change, name, resource_id))
 
     def _event(self, hook: Hook, change: Change, name: str, resource_id: int) -> dict[str, Any]:
@@ -181,7 +220,7 @@ class Webhooks:
         meta = {"source_user_id": user, "source_project_id": change.project_id,
                 "source_company_id": hook.company_id, "source_operation_id": None,
                 "source_application_id": None}
-        if hook.api_version == "v4.0":
+        if hook.api_version.startswith("v4"):
             return {"id": ulid(now), "timestamp": stamp, "reason": change.event_type,
                     "company_id": str(hook.company_id),
                     "project_id": None if change.project_id is None else str(change.project_id),
@@ -192,7 +231,7 @@ class Webhooks:
                  "user_id": user, "company_id": hook.company_id, "project_id": change.project_id,
                  "api_version": hook.api_version, "event_type": change.event_type,
                  "resource_name": name, "resource_id": resource_id}
-        if hook.api_version == "v3.0":
+        if hook.api_version.startswith("v3"):
             event["related_resources"] = []
         return event
 

@@ -25,7 +25,7 @@ from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, file_refs, require_known_kind
 from eva00.messages import FileJob, IngestEvent, Message, PageMessage, PollMode
 from eva00.pdf_import.merge import adopt_imported
-from eva00.replica import cursors, deletes, files, polls, synclog
+from eva00.replica import cursors, deletes, files, plans, polls, synclog
 from eva00.replica.records import FetchedRecord, Outcome, upsert_records
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
@@ -65,16 +65,17 @@ class Differ:
         outcomes = upsert_records(conn, records) if records else []
         if page.list_hashes:
             polls.remember_list_hashes(conn, page.kind, page.project_id, page.list_hashes)
-        for procore_id in page.deleted_ids:
-            deletes.mark_deleted(conn, page.kind, page.project_id, procore_id, fetched_at)
         if page.deleted_ids:
-            deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
+            self._signalled(conn, page, fetched_at)
         for procore_id in page.missing_ids:
             self._confirm_missing(conn, page, procore_id, fetched_at)
         if page.missing_ids:
             deletes.soft_delete_orphans(conn, page.kind, page.project_id, fetched_at)
         if (page.mode in (PollMode.RECONCILE, PollMode.FULL) or page.date_from) and page.ids:
             polls.remember_seen(conn, page.poll_id, page.ids)
+        if first_time:  # what the scheduler's plan learns of this pair's activity (replica/plans.py)
+            plans.count_changes(conn, page.poll_id, page.page, sum(o in CHANGED for o in outcomes)
+                                + len(page.deleted_ids) + len(page.missing_ids))
         self._finish_poll_if_complete(conn, page, fetched_at)
         changed = [r for r, o in zip(records, outcomes, strict=True) if o in CHANGED or not first_time]
         return self._ingest_events(changed) + self._file_jobs(conn, changed)
@@ -109,6 +110,18 @@ class Differ:
         for project_id, number, procore_id in numbered:
             if (project_id, number) in imported:
                 adopt_imported(conn, kind, project_id, number, procore_id)
+
+    def _signalled(self, conn: psycopg.Connection, page: PageMessage, at: datetime) -> None:
+        """Records a delete signal named (recycle bin, inactive list, a deletion field), guarded."""
+        result = deletes.soft_delete_signalled(conn, page.kind, page.project_id, page.deleted_ids,
+                                               max_ratio=self.mass_delete_ratio, at=at)
+        deletes.soft_delete_orphans(conn, page.kind, page.project_id, at)
+        if result.guard_tripped:
+            alerts.raise_alert(conn, f"mass-delete:{page.kind}:{page.project_id or 0}", "critical",
+                               f"the delete signal of {page.kind} in project {page.project_id} names"
+                               f" {result.would_delete} of {result.live} records deleted; {result.held}"
+                               " are held as delete_pending until a second signal confirms them",
+                               {"poll_id": page.poll_id})
 
     def _confirm_missing(self, conn: psycopg.Connection, page: PageMessage, procore_id: int,
                          at: datetime) -> None:

@@ -33,6 +33,7 @@ from eva00.fullsync import ledger
 from eva00.hashing import payload_hash
 from eva00.kinds import KIND_TABLE, require_known_kind
 from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
+from eva00.procore import deleted as deleted_listing
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
 from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
 from eva00.procore.http import ProcoreClient
@@ -233,6 +234,9 @@ class Fetcher:
         ids = [int(i["id"]) for i in page.items] if complete_listing else []
         if job.kind == "project" and complete_listing and page.is_last and job.page == 1:
             ids += self._hidden_projects(conn, spec, job, set(ids))
+        complete = page.is_last and totals_agree and job.expected_total in (None, seen)
+        if complete:
+            deleted = deleted + self._signalled_deletes(spec, job, window)
         message = PageMessage(
             poll_id=job.poll_id, kind=job.kind, project_id=job.project_id, mode=job.mode, page=job.page,
             fetched_at=iso(fetched_at), budget=job.budget, items=items, ids=ids,
@@ -242,7 +246,7 @@ class Fetcher:
             pending_key=job.pending_key,
             date_from=job.window_from if date_window else None,
             date_to=job.window_to if date_window else None,
-            complete=page.is_last and totals_agree and job.expected_total in (None, seen))
+            complete=complete)
         out: list[Outgoing] = [(keys.STREAM_PAGES, message)]
         if not page.is_last:
             out.append((stream, replace(job, page=job.page + 1, items_seen=seen,
@@ -297,6 +301,24 @@ class Fetcher:
                 items.append(shown)
                 changed_hashes[key] = hashes[key]
         return items, deleted, changed_hashes
+
+    def _signalled_deletes(self, spec: EndpointSpec, job: PollJob, window: Window | None) -> list[int]:
+        """After a poll's last page: the ids its kind's delete signal names (procore/deleted.py);
+        none when the kind has no signal or its listing was incomplete. After an incomplete one
+        the next listing is not windowed, so the failed window's deletes still arrive."""
+        if job.run_id or not deleted_listing.asked_on(spec, job.mode):
+            return []  # a full-sync run's listings are complete: absence finds its deletes
+        retry_key = keys.deleted_signal_retry_key(job.kind, job.project_id)
+        listing = deleted_listing.list_deleted(
+            self.client, spec, company_id=self.settings.company_id, project_id=job.project_id,
+            window=None if self.redis.exists(retry_key) else window, budget=job.budget,
+            deadline_s=CALL_WAIT_S)
+        self._stats.requests += listing.requests
+        if listing.complete:
+            self.redis.delete(retry_key)
+            return listing.ids
+        self.redis.set(retry_key, listing.reason, ex=max(1, int(self.settings.reconcile_interval_s)))
+        return []
 
     def _hidden_projects(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          listed: set[int]) -> list[int]:

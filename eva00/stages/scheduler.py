@@ -1,4 +1,9 @@
-"""The scheduler stage: enqueues poll jobs per project and entity type at the seed's intervals.
+"""The scheduler stage: enqueues poll jobs per project and entity type.
+
+Adaptive (the default): every few seconds it enqueues the due (kind, project) pairs of the poll
+plan (eva00/replica/plans.py), as many as the scheduled budget allows, active pairs first; each
+finished poll plans the pair's next one from what it found. Fixed (EVA00_SCHEDULE=fixed): every
+pair at its family's interval, as the seed did.
 
 Delivery guarantee: at least once per interval. A job for (kind, project) is enqueued only while
 no earlier one is pending (a Redis SET NX key, released by PendingMarkers below, a middleware of
@@ -14,7 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import redis
@@ -26,7 +31,8 @@ from eva00.fullsync.run import FullSync, held_units
 from eva00.kinds import COMPANY_LEVEL_KINDS, FAMILY_KINDS
 from eva00.messages import BudgetClass, Message, PageMessage, PollJob, PollMode
 from eva00.ops.archive import ArchiveBusy, Archiver
-from eva00.replica import polls
+from eva00.replica import plans, polls
+from eva00.runtime import alerts
 from eva00.runtime.bus import Bus, Delivery, Outgoing
 from eva00.runtime.middleware import Middleware
 from eva00.webhooks.retention import prune_webhook_events
@@ -39,6 +45,10 @@ PENDING_TTL_INTERVALS = 3
 MIN_PENDING_TTL_S = 600
 HOUSEKEEPING_S = 6 * 3600
 HEAL_EVERY_STEPS = 12  # full-sync ticks between two looks for jobs Redis lost
+# Finished polls are read again this far back: a page's committed_at is its transaction's start.
+OBSERVE_OVERLAP_S = 300.0
+BUDGET_CHECK_S = 60.0
+BUDGET_ALERT = "schedule-budget-short"
 
 
 class Scheduler:
@@ -51,6 +61,12 @@ class Scheduler:
         self.clock = clock
         self.known_projects: set[int] = set()
         self.full_sync_ticks = 0
+        self.rules = plans.PlanRules(settings.max_staleness_s, settings.active_window_s)
+        self._allowance = 0.0  # scheduled requests the plan may still enqueue
+        self._last_plan_s: float | None = None
+        self._observed_at: datetime | None = None  # database time of the last look at finished polls
+        self._planned_projects: dict[int, bool] | None = None
+        self._budget_checked_s = float("-inf")
 
     # --- what to poll ---
 
@@ -60,6 +76,14 @@ class Scheduler:
                 "SELECT procore_id FROM projects WHERE kind = 'project' AND NOT is_deleted"
                 " ORDER BY procore_id").fetchall()
         return [int(row[0]) for row in rows]
+
+    def project_states(self) -> dict[int, bool]:
+        """Live project id -> open (Procore's ``active``; a project without the field is open)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT procore_id, coalesce(payload->>'active', 'true') <> 'false' FROM projects"
+                " WHERE kind = 'project' AND NOT is_deleted ORDER BY procore_id").fetchall()
+        return {int(p): bool(open_) for p, open_ in rows}
 
     def jobs_for(self, kinds: Iterable[str], project_ids: Iterable[int], mode: str,
                  reason: str) -> list[PollJob]:
@@ -79,10 +103,13 @@ class Scheduler:
     def enqueue(self, jobs: Iterable[PollJob], ttl_s: int) -> int:
         """Publish each job whose (kind, project, mode) has none pending and that no running full
         sync is about to fetch; returns how many."""
+        return len(self._publish(jobs, ttl_s))
+
+    def _publish(self, jobs: Iterable[PollJob], ttl_s: int) -> list[PollJob]:
         jobs = list(jobs)
         with self.pool.connection() as conn:
             held = held_units(conn, sorted({j.project_id for j in jobs if j.project_id is not None}))
-        added = 0
+        published = []
         for job in jobs:
             if (job.kind, job.project_id) in held:
                 continue
@@ -91,8 +118,89 @@ class Scheduler:
                 continue
             job = dataclasses.replace(job, pending_key=marker)
             self.bus.publish(keys.STREAM_SYNC_SCHEDULED, job)
-            added += 1
-        return added
+            published.append(job)
+        return published
+
+    # --- the adaptive plan ---
+
+    def tick_plan(self) -> int:
+        """Learn from the polls finished since the last tick, then enqueue the due pairs the
+        scheduled budget allows (it accrues at EVA00_BUDGET_SCHEDULED_PER_MIN, at most a minute's
+        worth). Returns how many jobs were enqueued."""
+        now_s = self.clock()
+        budget = float(self.settings.budget_scheduled_per_min)
+        elapsed_s = self.settings.plan_tick_s if self._last_plan_s is None else now_s - self._last_plan_s
+        self._last_plan_s = now_s
+        self._allowance = min(budget, self._allowance + budget * max(0.0, elapsed_s) / 60.0)
+        now = datetime.fromtimestamp(now_s, UTC)
+        states = self.project_states()
+        closed = frozenset(p for p, open_ in states.items() if not open_)
+        with self.pool.connection() as conn:
+            if states != self._planned_projects:
+                self._plan_pairs(conn, states, now)
+            self._observe(conn, closed, now)
+            due = plans.due_pairs(conn, now, list(states), limit=int(self._allowance) + 1)
+        chosen: list[plans.DuePair] = []
+        spent = 0.0
+        for pair in due:
+            if spent + pair.cost > self._allowance:
+                break
+            chosen.append(pair)
+            spent += pair.cost
+        cost = {(p.kind, p.project_id or None): p.cost for p in chosen}
+        jobs = [PollJob(kind=p.kind, project_id=p.project_id or None, mode=PollMode.INCREMENTAL,
+                        budget=BudgetClass.SCHEDULED, reason="schedule:plan", requested_at=now_s)
+                for p in chosen]
+        published = self._publish(jobs, ttl_s=self._ttl(max((p.interval_s for p in chosen), default=0)))
+        self._allowance -= sum(cost[(j.kind, j.project_id)] for j in published)
+        with self.pool.connection() as conn:
+            # pending or held ones too: their poll is on its way, so they are not due again now
+            plans.mark_planned(conn, [(p.kind, p.project_id) for p in chosen], now)
+        if now_s - self._budget_checked_s >= BUDGET_CHECK_S:
+            self._budget_checked_s = now_s
+            self.check_budget(list(states))
+        return len(published)
+
+    def _plan_pairs(self, conn: psycopg.Connection, states: dict[int, bool], now: datetime) -> None:
+        seeds = {kind: self.settings.poll_intervals_s[family]
+                 for family, kinds in FAMILY_KINDS.items() for kind in kinds}
+        pairs = [(kind, 0 if kind in COMPANY_LEVEL_KINDS else project)
+                 for kind in seeds for project in ([0] if kind in COMPANY_LEVEL_KINDS else states)]
+        created = plans.ensure_plans(conn, pairs, seeds, now)
+        plans.close_projects(conn, self.rules, [p for p, open_ in states.items() if not open_], now)
+        self._planned_projects = dict(states)
+        if created:
+            log.info("poll plan: %d (kind, project) pairs added, due now", created)
+
+    def _observe(self, conn: psycopg.Connection, closed: frozenset[int], now: datetime) -> None:
+        row = conn.execute("SELECT now(), (SELECT max(last_finished_at) FROM poll_plans)").fetchone()
+        assert row is not None
+        db_now, newest = row
+        since = self._observed_at or newest or db_now - timedelta(seconds=self.settings.reconcile_interval_s)
+        finished = plans.finished_polls_since(conn, since - timedelta(seconds=OBSERVE_OVERLAP_S))
+        woken = plans.apply_polls(conn, self.rules, finished, closed, now)
+        self._observed_at = db_now
+        if woken:
+            log.info("poll plan: projects %s changed after a quiet spell; every kind polled within"
+                     " its family's interval", woken)
+
+    def check_budget(self, project_ids: list[int]) -> bool:
+        """One alert while the budget cannot poll even the active pairs at their family's
+        interval; resolved when it can. Returns whether it can."""
+        budget = self.settings.budget_scheduled_per_min
+        with self.pool.connection() as conn:
+            families = plans.demand(conn, FAMILY_KINDS, project_ids)
+            active_per_min = sum(f.seed_per_min * f.active_pairs / f.pairs for f in families if f.pairs)
+            if active_per_min <= budget:
+                alerts.resolve_alert(conn, BUDGET_ALERT)
+                return True
+            alerts.raise_alert(
+                conn, BUDGET_ALERT, "warning",
+                f"the active (kind, project) pairs need {active_per_min:.0f} requests a minute at their"
+                f" families' intervals, more than the scheduled budget of {budget}: they are polled"
+                " less often (raise EVA00_BUDGET_SCHEDULED_PER_MIN if Procore allows, or lengthen"
+                " EVA00_POLL_INTERVALS)")
+            return False
 
     def tick_family(self, family: str) -> int:
         interval_s = self.settings.poll_intervals_s[family]
@@ -114,6 +222,12 @@ class Scheduler:
     def watch_projects(self) -> int:
         """Poll every family at once for projects that appeared since the last look."""
         current = set(self.live_project_ids())
+        if not self.known_projects and self.settings.schedule_mode == "adaptive":
+            # A restarted scheduler: projects the plan already holds are not new, so a restart
+            # does not poll every pair of every project at once past the budget.
+            with self.pool.connection() as conn:
+                self.known_projects = current & {int(r[0]) for r in conn.execute(
+                    "SELECT DISTINCT project_id FROM poll_plans WHERE project_id <> 0")}
         new = sorted(current - self.known_projects)
         self.known_projects = current
         if not new:
@@ -183,9 +297,14 @@ class Scheduler:
         scheduler = BlockingScheduler(timezone=UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
         now = datetime.now(UTC)
-        for family, interval_s in self.settings.poll_intervals_s.items():
-            scheduler.add_job(self._guarded(self.tick_family), IntervalTrigger(seconds=interval_s),
-                              args=[family], id=f"poll:{family}", next_run_time=now)
+        if self.settings.schedule_mode == "adaptive":
+            scheduler.add_job(self._guarded(self.tick_plan),
+                              IntervalTrigger(seconds=self.settings.plan_tick_s), id="poll:plan",
+                              next_run_time=now)
+        else:
+            for family, interval_s in self.settings.poll_intervals_s.items():
+                scheduler.add_job(self._guarded(self.tick_family), IntervalTrigger(seconds=interval_s),
+                                  args=[family], id=f"poll:{family}", next_run_time=now)
         scheduler.add_job(self._guarded(self.watch_projects), IntervalTrigger(seconds=project_watch_s),
                           id="watch-projects", next_run_time=now)
         scheduler.add_job(self._guarded(self.tick_reconcile),

@@ -1,22 +1,24 @@
 """The text-extraction stage: the text of every stored PDF into `file_texts` (full-text indexed).
 
 Delivery guarantee: at least once, with exactly one effect: one INSERT ... ON CONFLICT DO NOTHING
-per file in the handler's transaction, so a redelivery changes nothing. A PDF PyMuPDF cannot read
-is logged and quarantined (`file_quarantine`, stage 'text') and the stage goes on. A PDF without a
-text layer (a scan) gets an empty text row: OCR is the downstream ingestion pipeline's job.
+per file in the handler's transaction, so a redelivery changes nothing. PyMuPDF never runs in this
+process: each PDF is read by a sandboxed child (documents/isolated.py) under CPU, memory and
+wall-clock limits. A PDF that child cannot read or that breaks a limit (a looping or enormous
+file, a crash) is logged and quarantined (`file_quarantine`, stage 'text', with the reason) and
+the stage goes on. A PDF without a text layer (a scan) gets an empty text row: OCR is the
+downstream ingestion pipeline's job.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import psycopg
-import pymupdf
 
-from eva00.documents.mupdf import UNREADABLE, Unreadable
-from eva00.errors import Poison, Skip
+from eva00.documents.isolated import DEFAULT_SANDBOX, DocumentSandbox
+from eva00.documents.sandbox import ChildUnavailable, SandboxFailed
+from eva00.errors import Poison, Retryable, Skip
 from eva00.messages import Message, StoredFileJob
 from eva00.replica import files
 from eva00.replica.filestore import FileStore
@@ -29,27 +31,12 @@ STAGE = "text"
 MAX_TEXT_CHARS = 400_000
 
 
-def extract_text(path: Path, max_chars: int = MAX_TEXT_CHARS) -> str:
-    """Every page's text in order, at most ``max_chars`` characters, NUL-free for PostgreSQL."""
-    parts: list[str] = []
-    length = 0
-    try:
-        with pymupdf.open(path, filetype="pdf") as document:
-            for page in document:
-                text = str(page.get_text()).replace("\x00", "")
-                parts.append(text)
-                length += len(text)
-                if length >= max_chars:
-                    break
-    except UNREADABLE as exc:
-        raise Unreadable(f"{type(exc).__name__}: {exc}") from None
-    return "".join(parts)[:max_chars]
-
-
 class TextExtractor:
-    def __init__(self, store: FileStore, *, max_chars: int = MAX_TEXT_CHARS) -> None:
+    def __init__(self, store: FileStore, *, max_chars: int = MAX_TEXT_CHARS,
+                 sandbox: DocumentSandbox = DEFAULT_SANDBOX) -> None:
         self.store = store
         self.max_chars = max_chars
+        self.sandbox = sandbox
 
     def __call__(self, conn: psycopg.Connection, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
         if not isinstance(message, StoredFileJob):
@@ -65,9 +52,11 @@ class TextExtractor:
         path = self.store.path_for(message.sha256)
         try:
             if not path.is_file():
-                raise Unreadable("the file is missing from storage")
-            text = extract_text(path, self.max_chars)
-        except Unreadable as exc:
+                raise SandboxFailed("the file is missing from storage")
+            text = self.sandbox.text(path, self.max_chars)
+        except ChildUnavailable as exc:
+            raise Retryable(str(exc)) from exc
+        except SandboxFailed as exc:
             log.warning("text of %s quarantined: %s", message.sha256, exc)
             files.quarantine(conn, message.sha256, STAGE, str(exc))
             return []

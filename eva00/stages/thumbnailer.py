@@ -3,9 +3,11 @@
 Delivery guarantee: at least once, with exactly one effect. The thumbnail's bytes are stored
 content-addressed (FileStore) before one transaction records its files row and the `thumbnails`
 link; a redelivery finds the link and does nothing, and rendering the same source again would
-give the same bytes anyway. A source PyMuPDF cannot read (corrupt, truncated, not what its type
-says) is logged and recorded in `file_quarantine`, and the message is acknowledged: one bad file
-never stops the stage.
+give the same bytes anyway. PyMuPDF never runs in this process: each file is rendered by a
+sandboxed child (documents/isolated.py) under CPU, memory, wall-clock and pixel limits. A source
+that child cannot read or that breaks a limit (corrupt, truncated, not what its type says, a
+decompression bomb, a crash) is logged and recorded in `file_quarantine` with the reason, and the
+message is acknowledged: one bad file never stops the stage.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import psycopg
-import pymupdf
 
-from eva00.documents.mupdf import UNREADABLE, Unreadable
-from eva00.errors import Poison, Skip
+from eva00.documents.isolated import DEFAULT_SANDBOX, DocumentSandbox
+from eva00.documents.sandbox import ChildUnavailable, SandboxFailed
+from eva00.errors import Poison, Retryable, Skip
 from eva00.messages import Message, StoredFileJob
 from eva00.replica import files
 from eva00.replica.filestore import FileStore
@@ -29,37 +30,15 @@ log = logging.getLogger(__name__)
 
 STAGE = "thumbnails"
 VARIANT = "default"
-# PyMuPDF's file types by our content types (a file in storage has no extension to guess from).
-FILETYPES = {"application/pdf": "pdf", "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif",
-             "image/tiff": "tiff", "image/bmp": "bmp"}
-
-
-def render_thumbnail(path: Path, content_type: str, max_px: int) -> bytes:
-    """PNG bytes of the first page (or the image), scaled so its longer side is ``max_px``."""
-    filetype = FILETYPES.get(content_type)
-    if filetype is None:
-        raise Unreadable(f"no thumbnail for {content_type!r}")
-    try:
-        with pymupdf.open(path, filetype=filetype) as document:
-            if document.page_count < 1:
-                raise Unreadable("the document has no pages")
-            page = document[0]
-            longer = max(page.rect.width, page.rect.height)
-            if longer <= 0:
-                raise Unreadable("the first page is empty")
-            scale = max_px / longer
-            pixmap = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
-            return bytes(pixmap.tobytes("png"))
-    except UNREADABLE as exc:
-        raise Unreadable(f"{type(exc).__name__}: {exc}") from None
 
 
 class Thumbnailer:
-    def __init__(self, store: FileStore, *, max_px: int = 256,
-                 max_source_bytes: int = 512 * 1024 * 1024) -> None:
+    def __init__(self, store: FileStore, *, max_px: int = 256, max_source_bytes: int = 512 * 1024 * 1024,
+                 sandbox: DocumentSandbox = DEFAULT_SANDBOX) -> None:
         self.store = store
         self.max_px = max_px
-        self.max_source_bytes = max_source_bytes  # bounds the memory a decoder may need
+        self.max_source_bytes = max_source_bytes  # not worth a child's time
+        self.sandbox = sandbox
 
     def __call__(self, conn: psycopg.Connection, message: Message, delivery: Delivery) -> Sequence[Outgoing]:
         if not isinstance(message, StoredFileJob):
@@ -72,7 +51,9 @@ class Thumbnailer:
             raise Skip(f"{message.sha256[:12]} has its thumbnail already")
         try:
             png = self._render(message)
-        except Unreadable as exc:
+        except ChildUnavailable as exc:
+            raise Retryable(str(exc)) from exc
+        except SandboxFailed as exc:
             log.warning("thumbnail of %s (%s) quarantined: %s", message.sha256, message.content_type, exc)
             files.quarantine(conn, message.sha256, STAGE, str(exc))
             return []
@@ -82,10 +63,10 @@ class Thumbnailer:
     def _render(self, message: StoredFileJob) -> bytes:
         path = self.store.path_for(message.sha256)
         if not path.is_file():
-            raise Unreadable("the file is missing from storage")
+            raise SandboxFailed("the file is missing from storage")
         if path.stat().st_size > self.max_source_bytes:
-            raise Unreadable(f"larger than {self.max_source_bytes} bytes")
-        return render_thumbnail(path, message.content_type, self.max_px)
+            raise SandboxFailed(f"larger than {self.max_source_bytes} bytes")
+        return self.sandbox.thumbnail(path, message.content_type, self.max_px)
 
     def _store(self, conn: psycopg.Connection, source_sha256: str, png: bytes) -> None:
         temp, handle = self.store.open_temp()

@@ -9,7 +9,10 @@
 
 The event key (the dedup key) is the ulid (v2/v3 ``ulid``, v4 ``id``); a v2 payload without a ulid
 falls back to ``id:<id>``. Company-level resources carry no project_id. Anything else is an
-InvalidPayload (400): a field missing, of the wrong type, or out of range.
+InvalidPayload: a field missing, of the wrong type, or out of range, or an unknown version; a
+payload holding NUL characters (``\\u0000``, which PostgreSQL's jsonb and text refuse) is an
+Unstorable one. The listener keeps such bodies raw and still answers 200 (server.py): Procore
+pauses a hook that keeps failing, and one odd body must not stop every later delivery.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class InvalidPayload(ValueError):
     """The body is JSON but not a webhook event of a format we speak."""
 
 
+class Unstorable(InvalidPayload):
+    """The body is JSON that PostgreSQL cannot store as jsonb (NUL characters)."""
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     event_key: str
@@ -57,11 +64,28 @@ class WebhookEvent:
 
 
 def parse_body(body: bytes) -> WebhookEvent:
+    document = load_body(body)
+    if holds_nul(document):
+        raise Unstorable("the payload holds NUL characters (\\u0000), which PostgreSQL refuses")
+    return parse(document)
+
+
+def load_body(body: bytes) -> Any:
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedJson(f"not JSON: {exc}") from None
-    return parse(document)
+
+
+def holds_nul(document: Any) -> bool:
+    """A NUL character in any string or key, at any depth (orjson nests 1024 deep at most)."""
+    if isinstance(document, str):
+        return "\x00" in document
+    if isinstance(document, dict):
+        return any("\x00" in key or holds_nul(value) for key, value in document.items())
+    if isinstance(document, list):
+        return any(holds_nul(item) for item in document)
+    return False
 
 
 def parse(document: Any) -> WebhookEvent:

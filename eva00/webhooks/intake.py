@@ -26,13 +26,25 @@ once the fetch has started queues a new job: no change is missed. The TTL only b
 job lost with Redis (or a fetcher breaking the contract) keeps suppressing hints; polling covers
 that item meanwhile.
 
-Delete events mark ``delete_pending`` on the replica's row (tables with that column) and queue the
-same ITEM fetch: the fetcher confirms (404 or recycle bin: soft delete; found: clear the flag).
-The webhook only hints; what the fetch returns wins.
+Delete events mark ``delete_pending`` on the replica's row (``delete_pending_source`` 'webhook')
+and queue the same ITEM fetch: the fetcher confirms (404 or recycle bin: soft delete; found: clear
+the flag). The webhook only hints; what the fetch returns wins, and a webhook's flag never counts as
+the mass-delete guard's second signal (replica/deletes.py).
+
+Flood cap: at most ``jobs_per_minute`` ITEM jobs per clock minute (a Redis counter per minute,
+``keys.webhook_jobs_minute_key``). Beyond it an event folds into one INCREMENTAL poll of its
+(kind, project) on the priority stream, published unless that poll is already pending (the
+scheduler's pending marker, released when the poll ends): ten thousand distinct ids in a minute cost
+the cap plus one poll per kind and project, not ten thousand fetches.
+
+Bodies that cannot be parsed or stored (``record_unreadable``) are kept raw, escaped and truncated
+to ``RAW_BODY_MAX_BYTES``, with the reason; the row's key is the body's digest, so a redelivery
+adds nothing.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import time
@@ -69,6 +81,10 @@ class EventStatus(StrEnum):
     PROCESSED = "processed"  # the fetch that covers it is done
 
 
+RAW_BODY_MAX_BYTES = 8 * 1024  # of an unreadable body kept for the operator (escaped, <= 4x this)
+JOB_COUNTER_TTL_S = 120  # a minute's counter outlives its minute, then goes
+
+
 class Unavailable(Exception):
     """PostgreSQL or Redis cannot be reached: answer 503 so Procore retries."""
 
@@ -85,7 +101,7 @@ class Target:
 @dataclass(frozen=True)
 class Outcome:
     http_status: int
-    result: str  # enqueued | debounced | duplicate | ignored | invalid
+    result: str  # enqueued | debounced | folded | duplicate | ignored | kept_raw
     detail: str = ""
 
 
@@ -144,16 +160,19 @@ class Intake:
                     self._mark_delete_pending(conn, target)
             return self._enqueue(conn, row_id, target, event)
 
-    def record_invalid(self, document: Any, problem: str) -> None:
-        """Keep an authenticated payload we cannot parse, once, for the operator to look at."""
-        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-        key = "invalid:" + hashlib.sha256(canonical).hexdigest()
+    def record_unreadable(self, body: bytes, problem: str) -> Outcome:
+        """Keep an authenticated body we cannot parse or store as an event, once, raw (escaped and
+        truncated) with the reason, and its JSON when PostgreSQL can hold it; answered 200."""
+        key = "raw:" + hashlib.sha256(body).hexdigest()
+        detail = f"{problem} ({len(body)} bytes" + (
+            f", kept the first {RAW_BODY_MAX_BYTES})" if len(body) > RAW_BODY_MAX_BYTES else ")")
         with self._connection() as conn, conn.transaction():
             conn.execute(
-                "INSERT INTO webhook_events (event_key, payload, status, detail)"
-                " VALUES (%s, %s::jsonb, %s, %s) ON CONFLICT (event_key) DO NOTHING",
-                (key, orjson.dumps(document).decode(), EventStatus.IGNORED.value,
-                 f"invalid payload: {problem}"[:500]))
+                "INSERT INTO webhook_events (event_key, payload, raw_body, status, detail)"
+                " VALUES (%s, %s::jsonb, %s, %s, %s) ON CONFLICT (event_key) DO NOTHING",
+                (key, storable_json(body), escape_raw(body[:RAW_BODY_MAX_BYTES]),
+                 EventStatus.IGNORED.value, detail[:500]))
+        return Outcome(200, "kept_raw", problem[:200])
 
     def _route(self, conn: psycopg.Connection, event: WebhookEvent) -> Target | str:
         target = route(event, self.options.company_id)
@@ -188,19 +207,11 @@ class Intake:
 
     def _enqueue(self, conn: psycopg.Connection, row_id: int, target: Target,
                  event: WebhookEvent) -> Outcome:
-        job = PollJob(kind=target.kind, project_id=target.project_id, mode=PollMode.ITEM,
-                      budget=BudgetClass.WEBHOOK, reason=f"webhook:{event.event_type}",
-                      item_id=target.item_id, requested_at=self.clock())
         try:
-            entry_id = self.bus.publish_unless_key(
-                keys.STREAM_SYNC_PRIORITY, job, ttl_s=self.options.debounce_ttl_s,
-                key=keys.webhook_debounce_key(target.kind, target.project_id, target.item_id))
+            slot = self._take_job_slot()
+            outcome = self._fold(target) if slot is None else self._queue_item(target, event, slot)
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {type(exc).__name__}") from exc
-        if entry_id is None:
-            outcome = Outcome(202, "debounced", "covered by the fetch already queued")
-        else:
-            outcome = Outcome(202, "enqueued", f"fetch queued as {entry_id}")
         try:
             with conn.transaction():
                 self._set_status(conn, row_id, EventStatus.ENQUEUED, outcome.detail)
@@ -209,6 +220,43 @@ class Intake:
             # 'received' and a later requeue finds the job debounced.
             log.warning("event row %d: status not updated (%s)", row_id, type(exc).__name__)
         return outcome
+
+    def _queue_item(self, target: Target, event: WebhookEvent, slot: str) -> Outcome:
+        job = PollJob(kind=target.kind, project_id=target.project_id, mode=PollMode.ITEM,
+                      budget=BudgetClass.WEBHOOK, reason=f"webhook:{event.event_type}",
+                      item_id=target.item_id, requested_at=self.clock())
+        entry_id = self.bus.publish_unless_key(
+            keys.STREAM_SYNC_PRIORITY, job, ttl_s=self.options.debounce_ttl_s,
+            key=keys.webhook_debounce_key(target.kind, target.project_id, target.item_id))
+        if entry_id is None:
+            self.redis.decr(slot)  # nothing queued: the slot goes back
+            return Outcome(202, "debounced", "covered by the fetch already queued")
+        return Outcome(202, "enqueued", f"fetch queued as {entry_id}")
+
+    def _take_job_slot(self) -> str | None:
+        """One of this minute's ``jobs_per_minute`` ITEM jobs (the counter holding it), or None
+        when they are all taken. Taken before publishing and given back when debounced, so
+        concurrent requests never queue more than the cap."""
+        counter = keys.webhook_jobs_minute_key(int(self.clock() // 60))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(counter)
+        pipe.expire(counter, JOB_COUNTER_TTL_S)
+        taken = int(pipe.execute()[0])
+        return counter if taken <= self.options.jobs_per_minute else None
+
+    def _fold(self, target: Target) -> Outcome:
+        """Over the cap: one poll of the kind covers the event, unless one is already pending."""
+        marker = keys.job_pending_key(f"{target.kind}:{PollMode.INCREMENTAL}", target.project_id)
+        job = PollJob(kind=target.kind, project_id=target.project_id, mode=PollMode.INCREMENTAL,
+                      budget=BudgetClass.WEBHOOK, reason="webhook:flood", requested_at=self.clock(),
+                      pending_key=marker)
+        entry_id = self.bus.publish_unless_key(keys.STREAM_SYNC_PRIORITY, job, key=marker,
+                                               ttl_s=self.options.debounce_ttl_s)
+        if entry_id is None:
+            return Outcome(202, "folded", f"over {self.options.jobs_per_minute} webhook fetches this"
+                           f" minute: covered by the {target.kind} poll already pending")
+        return Outcome(202, "folded", f"over {self.options.jobs_per_minute} webhook fetches this"
+                       f" minute: {target.kind} poll queued as {entry_id}")
 
     # --- the replica ---
 
@@ -222,8 +270,10 @@ class Intake:
         table = table_for(target.kind)
         if table not in self._tables_with_delete_pending(conn):
             return
-        conn.execute(sql.SQL("UPDATE {} SET delete_pending = true WHERE kind = %s AND procore_id = %s"
-                             " AND coalesce(project_id, 0) = coalesce(%s, 0) AND NOT is_deleted"
+        # Marked as the webhook's: never the mass-delete guard's second signal (replica/deletes.py).
+        conn.execute(sql.SQL("UPDATE {} SET delete_pending = true, delete_pending_source = 'webhook'"
+                             " WHERE kind = %s AND procore_id = %s AND coalesce(project_id, 0) ="
+                             " coalesce(%s, 0) AND NOT is_deleted AND NOT delete_pending"
                              ).format(sql.Identifier(table)),
                      (target.kind, target.item_id, target.project_id))
 
@@ -231,7 +281,7 @@ class Intake:
         if self._delete_pending_tables is None:
             rows = conn.execute(
                 "SELECT table_name FROM information_schema.columns WHERE column_name ="
-                " 'delete_pending' AND table_schema = current_schema()").fetchall()
+                " 'delete_pending_source' AND table_schema = current_schema()").fetchall()
             self._delete_pending_tables = frozenset(str(row[0]) for row in rows)
         return self._delete_pending_tables
 
@@ -288,3 +338,18 @@ class Intake:
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             # PoolTimeout (no connection within pool_timeout_s) is an OperationalError too.
             raise Unavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+
+
+def escape_raw(body: bytes) -> str:
+    """Printable ASCII for a text column: backslash escapes for NUL, control and non-ASCII bytes
+    (and for the backslash itself), so nothing is lost and PostgreSQL refuses nothing."""
+    return codecs.escape_encode(body)[0].decode("ascii")
+
+
+def storable_json(body: bytes) -> str | None:
+    """The body as jsonb input when it is JSON PostgreSQL accepts (no NUL), else None."""
+    try:
+        document = events.load_body(body)
+    except events.MalformedJson:
+        return None
+    return None if events.holds_nul(document) else orjson.dumps(document).decode()

@@ -31,6 +31,7 @@ class WebhookOptions:
     read_timeout_s: float = 10.0
     requeue_interval_s: float = 60.0
     requeue_grace_s: float = 30.0
+    jobs_per_minute: int = 60  # flood cap: single-record jobs per minute, the rest fold into polls
     connection_limit: int = 200
     max_body_bytes: int = MAX_BODY_BYTES
     namespace: str = NAMESPACE
@@ -52,4 +53,5 @@ class WebhookOptions:
                                          defaults.read_timeout_s)),
             requeue_interval_s=float(getattr(settings, "webhook_requeue_interval_s",
                                              defaults.requeue_interval_s)),
+            jobs_per_minute=settings.webhook_jobs_per_minute,
         )

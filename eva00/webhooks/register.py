@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 HOOKS = "/rest/v1.0/webhooks/hooks"
 RESOURCES = "/rest/v1.0/webhooks/resources"
 PAYLOAD_VERSIONS = ("v2.0", "v3.0", "v4.0")
+# Procore recommends the newest payload format for new integrations; an existing hook keeps the
+# format it has unless one is asked for (a switch changes every delivery's shape at once).
+NEW_HOOK_PAYLOAD_VERSION = "v4.0"
+DELIVERIES_PAGE_SIZE = 100  # Procore's documented default page_size
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -113,11 +117,21 @@ class HooksApi:
         self.call("DELETE", f"{HOOKS}/{hook_id}/triggers/{trigger_id}",
                   params={"company_id": self.company_id})
 
-    def deliveries(self, hook_id: int, per_page: int = 20) -> list[dict[str, Any]]:
-        found = self.call("GET", f"{HOOKS}/{hook_id}/deliveries",
-                          params={"company_id": self.company_id, "filters[status]": "any",
-                                  "per_page": per_page, "page": 1})
-        return _items(found)
+    def deliveries(self, hook_id: int, limit: int = 20, status: str = "any") -> list[dict[str, Any]]:
+        """The newest ``limit`` deliveries, newest first, paged as Procore documents it: up to
+        ``page_size`` per page, then ``page_start`` = the ``event_id`` of the last one seen."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"company_id": self.company_id, "filters[status]": status,
+                                  "page_size": min(limit, DELIVERIES_PAGE_SIZE)}
+        while len(found) < limit:
+            page = _items(self.call("GET", f"{HOOKS}/{hook_id}/deliveries", params=params))
+            found.extend(page[:limit - len(found)])
+            last = page[-1].get("event_id") if page else None
+            if len(page) < params["page_size"] or not isinstance(last, int) \
+                    or last == params.get("page_start"):
+                break
+            params["page_start"] = last
+        return found
 
     def offered(self) -> dict[str, set[str]] | None:
         """Resource name -> offered event types, from Procore's webhook resources list; None when
@@ -127,14 +141,27 @@ class HooksApi:
         except ApiError as exc:
             log.info("webhook resources list not available (%s); trying every trigger", exc)
             return None
-        offered: dict[str, set[str]] = {}
-        for item in _items(found):
-            name = item.get("name") or item.get("resource_name")
-            if isinstance(name, str):
-                excluded = set(item.get("except") or ())
-                events = item.get("event_types") or ("create", "update", "delete")
-                offered[name] = {e for e in events if e not in excluded}
+        offered = parse_resources(found)
+        if not offered:
+            log.warning("webhook resources list answered no resource we can read; trying every trigger")
+            return None
         return offered
+
+
+def parse_resources(found: Any) -> dict[str, set[str]]:
+    """Procore's WebhooksResource items: the resource name is ``tools``, ``except`` lists the event
+    types that cannot be subscribed to, and ``create``/``update``/``delete`` name the events (an
+    item may leave one out or null). Items without a name are skipped."""
+    offered: dict[str, set[str]] = {}
+    for item in _items(found):
+        name = item.get("tools")
+        if not isinstance(name, str) or not name.strip():
+            continue
+        excluded = {str(e).lower() for e in item.get("except") or () if isinstance(e, str)}
+        named = {event for event in ("create", "update", "delete") if event in item}
+        events = named or {"create", "update", "delete"}
+        offered.setdefault(name.strip(), set()).update(events - excluded)
+    return offered
 
 
 def _items(found: Any) -> list[dict[str, Any]]:
@@ -148,18 +175,24 @@ def _items(found: Any) -> list[dict[str, Any]]:
 
 # --- the three operations ---
 
-def register(api: HooksApi, url: str, authorization: str, *, payload_version: str = "v2.0",
+def register(api: HooksApi, url: str, authorization: str, *, payload_version: str | None = None,
              wanted: Iterable[tuple[str, str]] | None = None) -> RegisterReport:
+    """``payload_version`` None: a new hook gets NEW_HOOK_PAYLOAD_VERSION, an existing one keeps its
+    own (its triggers are created in that format too)."""
     check_destination(url)
     hooks = api.hooks()
     if hooks:
         hook_id = int(hooks[0]["id"])
+        kept = hooks[0].get("api_version")
+        payload_version = payload_version or (kept if isinstance(kept, str) and kept
+                                              else NEW_HOOK_PAYLOAD_VERSION)
         api.update_hook(hook_id, url, authorization, payload_version)
         report = RegisterReport(hook_id, created_hook=False)
         for extra in hooks[1:]:
             api.delete_hook(int(extra["id"]))
             report.removed_hooks.append(int(extra["id"]))
     else:
+        payload_version = payload_version or NEW_HOOK_PAYLOAD_VERSION
         hook_id = int(api.create_hook(url, authorization, payload_version)["id"])
         report = RegisterReport(hook_id, created_hook=True)
     _sync_triggers(api, report, payload_version,
@@ -169,7 +202,8 @@ def register(api: HooksApi, url: str, authorization: str, *, payload_version: st
 
 def _sync_triggers(api: HooksApi, report: RegisterReport, payload_version: str,
                    wanted: list[tuple[str, str]]) -> None:
-    existing = {(str(t.get("resource_name")), str(t.get("event_type"))): int(t["id"])
+    # The spec's trigger event_type enum is uppercase; we subscribe in lowercase.
+    existing = {(str(t.get("resource_name")), str(t.get("event_type")).lower()): int(t["id"])
                 for t in api.triggers(report.hook_id)}
     offered = api.offered()
     for pair in wanted:
@@ -209,6 +243,7 @@ class HookStatus:
 
 
 def status(api: HooksApi, deliveries: int = 20) -> list[HookStatus]:
+    """Our hooks with their triggers and newest ``deliveries``."""
     return [HookStatus(hook, api.triggers(int(hook["id"])), api.deliveries(int(hook["id"]),
                                                                             deliveries))
             for hook in api.hooks()]

@@ -9,7 +9,11 @@ costs a socket, not a worker thread; a bounded pool of ``threads`` runs the hand
 - only ``POST /webhooks/procore`` and ``GET /healthz``; other paths 404, other methods 405; the
   listener proxies nothing, whatever the Host or an absolute request target names;
 - answers are small JSON documents, never a stack trace; logs never carry a header value;
-- ``/healthz`` answers from a cached check (CachedHealth): a flood costs no queries.
+- ``/healthz`` answers from a cached check (CachedHealth): a flood costs no queries;
+- every authenticated delivery within the size limit gets a 2xx: a body that cannot be parsed or
+  stored (bad JSON, an unknown payload version, NUL characters) is kept raw with the reason and
+  answered 200, because Procore retries any other answer for hours and pauses the hook meanwhile.
+  Only a failed authentication (401), an oversize body (413) and our own outage (503) are not 2xx.
 """
 
 from __future__ import annotations
@@ -116,14 +120,15 @@ class WebhookApp:
     def _accept(self, body: bytes) -> Outcome:
         try:
             event = events.parse_body(body)
-        except events.MalformedJson:
-            log.info("400: the body is not JSON")
-            return Outcome(400, "invalid", "malformed JSON")
-        except events.InvalidPayload as exc:
-            log.info("400: %s", exc)
-            self.intake.record_invalid(orjson.loads(body), str(exc))
-            return Outcome(400, "invalid", str(exc))
-        outcome = self.intake.accept(event)
+        except (events.MalformedJson, events.InvalidPayload) as exc:
+            log.info("200, kept raw: %s", exc)
+            return self.intake.record_unreadable(body, str(exc))
+        try:
+            outcome = self.intake.accept(event)
+        except psycopg.DataError as exc:
+            # A value PostgreSQL refuses that the parser let through: keep the body, answer 200.
+            log.warning("200, kept raw: PostgreSQL refused the event (%s)", type(exc).__name__)
+            return self.intake.record_unreadable(body, f"not storable: {type(exc).__name__}")
         log.info("%s %s %s/%s %s: %d %s", event.event_key, event.event_type, event.resource_name,
                  event.resource_id, event.project_id, outcome.http_status, outcome.result)
         return outcome

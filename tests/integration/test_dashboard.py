@@ -46,8 +46,14 @@ def seed_stack(database_url: str, client: redis.Redis) -> None:
                      " ('submittal', 7, 'poll_incomplete', 'retry', '{\"reason\": \"count mismatch\"}')")
         conn.execute("INSERT INTO dead_letters (stream, message_id, error)"
                      " VALUES ('eva00:pages', '1-0', 'bad')")
+        conn.execute("INSERT INTO projects (kind, procore_id, payload, payload_hash, fetched_at, source)"
+                     " VALUES ('project', 7, '{\"id\": 7}', 'h', now(), 'api'),"
+                     " ('project', 8, '{\"id\": 8}', 'h', now(), 'api')")
+        conn.execute("INSERT INTO poll_plans (kind, project_id, seed_s, interval_s, next_poll_at) VALUES"
+                     " ('rfi', 7, 300, 300, now()), ('document', 8, 300, 2400, now())")
         alerts.raise_alert(conn, "disk-space-low", "critical", "only 10% free")
         alerts.raise_alert(conn, "sync-late:submittal:7", "warning", "submittals are late")
+        alerts.raise_alert(conn, "sync-late:submittal:8", "warning", "submittals are late")
     metrics = Metrics(client)
     for status, ms in ((200, 120.0), (200, 80.0), (503, 900.0)):
         metrics.record_call("scheduled", "/rest/v1.0/projects/{id}/rfis", status, ms)
@@ -91,7 +97,18 @@ def test_status_json_reports_freshness_levels_limiter_and_alerts(base_url: str) 
                       ("document", 8): "ok"}
     assert status["limiter"]["requests_last_min"] == {"scheduled": 12, "webhook": 1, "on_demand": 0}
     assert 3 <= status["limiter"]["bucket_tokens"] <= 10
-    assert [a["alert_key"] for a in status["alerts"]] == ["disk-space-low", "sync-late:submittal:7"]
+    assert sorted(a["alert_key"] for a in status["alerts"]) == [
+        "disk-space-low", "sync-late:submittal:7", "sync-late:submittal:8"]
+    # the adaptive schedule per family: planned interval next to the seed's, share of the budget
+    schedule = {r["family"]: r for r in status["schedule"]}
+    assert set(schedule) == {"rfis", "documents"}
+    assert schedule["documents"]["planned_interval_s"] == 2400 and schedule["documents"]["at_seed"] == 0
+    assert schedule["rfis"]["requests_per_min"] == 0.2
+    assert schedule["rfis"]["budget_share"] == round(0.2 / 60, 3)
+    # the dashboard's alert table: one row per alert family, with its count and example projects
+    assert [(g["alert_key"], g["count"]) for g in status["alert_groups"]] == [
+        ("disk-space-low", 1), ("sync-late:submittal:*", 2)]
+    assert "in 2 projects (" in status["alert_groups"][1]["message"]
     assert status["dead_letters"]["total"] == 1
     assert status["errors_24h"]["conflicts"] == 1
     assert status["pending"]["poll_jobs_pending"] == 1
@@ -221,3 +238,18 @@ def test_eva00_status_prints_families_first_and_pairs_on_request(
     assert "document" in capsys.readouterr().out
     main(["--all"], settings=settings)
     assert "(4 pairs)" in capsys.readouterr().out
+
+
+def test_a_long_lived_reader_recounts_the_families_at_most_once_per_counts_ttl(
+        settings: Settings, redis_client: redis.Redis, pool: ConnectionPool) -> None:
+    ticks = [1000.0]
+    reader = StatusReader(settings, redis_client, pool, counts_ttl_s=30.0, monotonic=lambda: ticks[0])
+    assert reader.snapshot().family_counts["meetings"]["last_full_sync_at"] is None
+    with psycopg.connect(settings.effective_database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO poll_pages (poll_id, page, kind, project_id, mode, is_last, complete,"
+                     " finished_at, items, run_id) VALUES ('p-meeting', 1, 'meeting', 7, 'full', true, true,"
+                     " now(), 3, 'run-2')")
+    ticks[0] += 29.0
+    assert reader.snapshot().family_counts["meetings"]["last_full_sync_at"] is None  # counted 29 s ago
+    ticks[0] += 1.0
+    assert reader.snapshot().family_counts["meetings"]["last_full_sync_at"] is not None

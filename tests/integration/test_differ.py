@@ -200,3 +200,11 @@ def test_a_file_job_from_the_differ_lands_directly_on_its_priority_stream(
     assert len(entries) == 1 and isinstance(decode(entries[0][1]), FileJob)  # type: ignore[index]
     assert not redis_client.exists("eva00:files")
     assert sum(redis_client.xlen(s) for s in keys.STREAM_FILES_BY_PRIORITY) == 1
+
+
+def test_a_page_counts_the_records_it_changed_for_the_schedulers_plan(conn: psycopg.Connection[Any]) -> None:
+    _handle(conn, _page(1, [_rfi(1), _rfi(2)], poll_id="first", last=True, total=1))
+    _handle(conn, _page(1, [_rfi(1), _rfi(2, subject="Column size")], poll_id="second", last=True, total=1))
+    _handle(conn, _page(1, [_rfi(1), _rfi(2, subject="Column size")], poll_id="quiet", last=True, total=1))
+    changed = dict(conn.execute("SELECT poll_id, changed FROM poll_pages").fetchall())
+    assert changed == {"first": 2, "second": 1, "quiet": 0}

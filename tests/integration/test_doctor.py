@@ -67,7 +67,7 @@ def test_doctor_passes_every_check_against_the_embedded_stack_with_few_requests(
     assert code == 0 and document["passed"] is True
     assert "company 1000" in checks["token"]["detail"]
     assert "X-Rate-Limit-Limit" in checks["rate limit"]["detail"]
-    assert "successful" in checks["webhook"]["detail"]
+    assert "newest ok" in checks["webhook"]["detail"]
     assert api_requests(healthy_sim) - before <= 9
 
 
@@ -152,5 +152,35 @@ def test_no_hook_and_a_listener_procore_cannot_reach_are_webhook_warnings(
     wait_for(deliveries)
     code, checks, _ = doctor_json(capsys, env)
     webhook = checks["webhook"]
-    assert code == 0 and webhook["status"] == "WARN" and "newest retrying" in webhook["detail"]
+    assert code == 0 and webhook["status"] == "WARN" and "newest retried" in webhook["detail"]
     assert "tunnel" in webhook["fix"]
+
+
+def test_a_stack_running_with_larger_rate_limits_is_named_instead_of_waiting_for_a_token(
+        sim: SimHandle, database_url: str, redis_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import redis
+
+    from eva00.procore.keys import DEFAULT_KEYS
+    from eva00.procore.limiter import BudgetClass, LimiterConfig, RateLimiter
+
+    # make demo's processes: ten times the limit, their grants in the shared window
+    demo = LimiterConfig(burst=200, refill_per_s=1000.0, window_max=950, window_s=60.0, budget_window_s=60.0,
+                         budgets={BudgetClass.SCHEDULED: 600, BudgetClass.WEBHOOK: 150,
+                                  BudgetClass.ON_DEMAND: 150}, reserve_slots=50)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        limiter = RateLimiter(client, demo)
+        for _ in range(120):
+            assert limiter.try_acquire(BudgetClass.SCHEDULED).granted
+        before = api_requests(sim)
+        code, checks, _ = doctor_json(capsys, embedded_env(sim, database_url, redis_url, tmp_path,
+                                                           EVA00_RATE_WINDOW_MAX="95"))
+        assert code == 1 and checks["procore"]["status"] == "FAIL"
+        assert "120 requests" in checks["procore"]["detail"]
+        assert "EVA00_RATE_WINDOW_MAX=95" in checks["procore"]["detail"]
+        assert "make doctor" in checks["procore"]["fix"]
+        assert api_requests(sim) == before  # nothing sent beyond the window this shell allows
+    finally:
+        client.delete(DEFAULT_KEYS.rate_window, DEFAULT_KEYS.rate_bucket, DEFAULT_KEYS.rate_waiting,
+                      *(DEFAULT_KEYS.rate_used(c.value) for c in BudgetClass))

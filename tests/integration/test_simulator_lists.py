@@ -295,10 +295,11 @@ def _client_view(
                 yield "drawing", obj, project
 
 
-def test_deleted_records_show_in_their_kinds_deleted_views(sim: SimHandle) -> None:
+def test_deleted_records_show_in_their_kinds_documented_delete_signals(sim: SimHandle) -> None:
     client = requests.Session()
     client.headers.update(sim.headers())
     project = project_ids(client, sim)[0]
+    company = sim.company_id
     views = {
         "rfi": (f"/rest/v1.0/projects/{project}/rfis/recycle_bin", {}),
         "submittal": (f"/rest/v1.1/projects/{project}/submittals/recycle_bin", {}),
@@ -307,29 +308,57 @@ def test_deleted_records_show_in_their_kinds_deleted_views(sim: SimHandle) -> No
             "/rest/v1.1/change_events",
             {"project_id": project, "filters[include_deleted]": "only"},
         ),
+        "change_order_package": (
+            "/rest/v1.0/change_order_packages",
+            {"project_id": project, "filters[include_deleted]": "only"},
+        ),
         "potential_change_order": (
             "/rest/v1.0/potential_change_orders",
             {"project_id": project, "filters[include_deleted]": "only"},
         ),
-        "drawing_revision": (
-            f"/rest/v1.0/projects/{project}/drawing_revisions",
-            {"filters[deleted]": "only"},
-        ),
         "document": (f"/rest/v1.0/projects/{project}/documents", {"filters[is_in_recycle_bin]": "true"}),
-        "vendor": ("/rest/v1.0/vendors/inactive", {"company_id": sim.company_id}),
-        "company_user": (f"/rest/v1.3/companies/{sim.company_id}/users/inactive", {}),
+        "vendor": (f"/rest/v1.0/companies/{company}/vendors/inactive", {}),
+        "company_user": (f"/rest/v1.0/companies/{company}/users/inactive", {}),
+        "project_user": (f"/rest/v1.0/projects/{project}/users/inactive", {}),
     }
     for kind, (path, params) in views.items():
         changed = sim.mutate(
             "delete", kind, project_id=None if kind in ("vendor", "company_user") else project
         )
         deleted_id = changed[0]["id"]
-        shown = get(client, sim, path, **params).json()
+        answer = get(client, sim, path, **params).json()
+        # deleted_only answers the ungrouped wrapper its description promises, not the list shape.
+        shown = answer["meetings"] if kind == "meeting" else answer
         assert [r["id"] for r in shown] == [deleted_id], kind
         truth = next(r for r in sim.truth([kind])["records"] if r["id"] == deleted_id)
         assert truth["is_deleted"] and truth["payload_hash"] == payload_hash(shown[0]), kind
     rfi_gone = get(client, sim, f"/rest/v1.0/projects/{project}/rfis", per_page=1000).json()
     assert views and all(r["deleted_at"] is None for r in rfi_gone)
+
+
+def test_a_recycle_bin_takes_an_updated_at_window_where_a_deletion_is_an_update(sim: SimHandle) -> None:
+    client = requests.Session()
+    client.headers.update(sim.headers())
+    project = project_ids(client, sim)[0]
+    changed = sim.mutate("delete", "rfi", project_id=project)
+    deleted_at = changed[0]["updated_at"]
+    path = f"/rest/v1.0/projects/{project}/rfis/recycle_bin"
+    inside = get(client, sim, path, **{"filters[updated_at]": f"{deleted_at}...{deleted_at}"}).json()
+    before = get(client, sim, path, **{"filters[updated_at]": "2000-01-01T00:00:00Z...2000-01-02T00:00:00Z"})
+    assert [r["id"] for r in inside] == [changed[0]["id"]] and before.json() == []
+
+
+def test_the_undocumented_deleted_views_select_nothing(sim: SimHandle) -> None:
+    client = requests.Session()
+    client.headers.update(sim.headers())
+    project = project_ids(client, sim)[0]
+    revision = sim.mutate("delete", "drawing_revision", project_id=project)[0]["id"]
+    listed = get(client, sim, f"/rest/v1.0/projects/{project}/drawing_revisions", per_page=1000,
+                 **{"filters[deleted]": "only"}).json()
+    assert listed and revision not in [r["id"] for r in listed], "filters[deleted] is ignored"
+    for path in ("/rest/v1.0/vendors/inactive", f"/rest/v1.3/companies/{sim.company_id}/users/inactive"):
+        answer = client.get(sim.api_base + path, params={"company_id": sim.company_id}, timeout=30)
+        assert answer.status_code == 404, path
 
 
 def test_inactive_projects_are_hidden_unless_all_statuses_are_asked_for(sim: SimHandle) -> None:

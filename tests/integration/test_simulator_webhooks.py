@@ -18,6 +18,10 @@ import requests
 from eva00.simulator.testing import SimHandle
 
 HOOKS = "/rest/v1.0/webhooks/hooks"
+# WebhooksResource and WebhooksDelivery as the published spec declares them (procore-oas.md).
+RESOURCE_FIELDS = ("api_version", "product_category", "tools", "except", "create", "update", "delete")
+DELIVERY_FIELDS = ("event", "event_id", "outcome", "response_body", "response_error", "started_at",
+                   "completed_at", "response_status", "response_headers")
 
 
 class Listener:
@@ -103,6 +107,10 @@ def test_hooks_and_triggers_can_be_listed_changed_and_deleted(sim: SimHandle) ->
         sim.api_base + HOOKS, params={**params, "namespace": "eva-sync"}, headers=headers, timeout=30
     ).json()
     assert [h["id"] for h in listed] == [hook_id] and listed[0]["api_version"] == "v2.0"
+    for query, found in (({"namespace": "*"}, [hook_id]), ({"namespace": "other"}, []),
+                         ({"api_version": "v4.0"}, []), ({"api_version": "v2.0"}, [hook_id])):
+        answer = requests.get(sim.api_base + HOOKS, params={**params, **query}, headers=headers, timeout=30)
+        assert [h["id"] for h in answer.json()] == found, query
     patched = requests.patch(
         f"{sim.api_base}{HOOKS}/{hook_id}",
         headers=headers,
@@ -110,13 +118,16 @@ def test_hooks_and_triggers_can_be_listed_changed_and_deleted(sim: SimHandle) ->
         json={"company_id": sim.company_id, "hook": {"api_version": "v4.0"}},
     )
     assert patched.json()["api_version"] == "v4.0"
+    one = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}", params=params, headers=headers, timeout=30)
+    assert one.status_code in (404, 405)  # the published spec has no GET of one hook
     triggers = requests.get(
         f"{sim.api_base}{HOOKS}/{hook_id}/triggers", params=params, headers=headers, timeout=30
     ).json()
     assert {(t["resource_name"], t["event_type"]) for t in triggers} == {
-        ("RFIs", "create"),
-        ("RFIs", "update"),
+        ("RFIs", "CREATE"),  # WebhooksTrigger's enum is uppercase
+        ("RFIs", "UPDATE"),
     }
+    assert all(t["webhook_hook_id"] == hook_id and t["company_id"] == sim.company_id for t in triggers)
     gone = requests.delete(
         f"{sim.api_base}{HOOKS}/{hook_id}/triggers/{triggers[0]['id']}",
         params=params,
@@ -142,7 +153,8 @@ def test_triggers_a_resource_does_not_offer_are_refused(sim: SimHandle) -> None:
         headers=headers,
         timeout=30,
     ).json()
-    assert {"name": "Projects", "event_types": ["create", "update"]} in offered
+    projects = next(item for item in offered if item["tools"] == "Projects")
+    assert projects["except"] == ["delete"] and set(projects) == set(RESOURCE_FIELDS)
     refused = requests.post(
         f"{sim.api_base}{HOOKS}/{hook_id}/triggers",
         headers=headers,
@@ -176,8 +188,10 @@ def test_each_change_is_delivered_once_with_the_configured_authorization(
     assert isinstance(first["id"], int) and first["api_version"] == "v2.0"
 
 
-def test_v4_hooks_get_string_ids_reason_and_resource_type(sim: SimHandle, listener: Listener) -> None:
-    register(sim, sim.headers(), listener.url, version="v4.0")
+@pytest.mark.parametrize("version", ["v4.0", "v4"])
+def test_v4_hooks_get_string_ids_reason_and_resource_type(
+        sim: SimHandle, listener: Listener, version: str) -> None:
+    register(sim, sim.headers(), listener.url, version=version)
     made = sim.mutate("update", "rfi")[0]
     wait_for(lambda: len(listener.received) == 1)
     event = listener.events()[0]
@@ -203,24 +217,17 @@ def test_failed_deliveries_are_retried_with_backoff_and_recorded(sim: SimHandle,
     sim.mutate("create", "rfi")
     wait_for(lambda: len(listener.received) == 3)
     assert len({body for _, body in listener.received}) == 1
-    deliveries = requests.get(
-        f"{sim.api_base}{HOOKS}/{hook_id}/deliveries",
-        headers=headers,
-        timeout=30,
-        params={"company_id": sim.company_id, "filters[status]": "any"},
-    )
-    wait_for(
-        lambda: (
-            requests.get(
-                f"{sim.api_base}{HOOKS}/{hook_id}/deliveries",
-                headers=headers,
-                timeout=30,
-                params={"company_id": sim.company_id},
-            ).json()[0]["status"]
-            == "successful"
-        )
-    )
-    assert deliveries.status_code == 200 and deliveries.json()[0]["attempts"] >= 2
+
+    def listed() -> list[dict[str, Any]]:
+        answer = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}/deliveries", headers=headers,
+                              timeout=30, params={"company_id": sim.company_id, "filters[status]": "any"})
+        assert answer.status_code == 200
+        return list(answer.json())
+
+    wait_for(lambda: listed()[0]["outcome"] == "ok")
+    [delivery] = listed()
+    assert set(delivery) == set(DELIVERY_FIELDS) and delivery["response_status"] == 200
+    assert delivery["event"] == listener.events()[0]
 
 
 def test_a_refused_destination_is_retried_until_it_listens(sim: SimHandle) -> None:
@@ -236,7 +243,7 @@ def test_a_refused_destination_is_retried_until_it_listens(sim: SimHandle) -> No
             timeout=30,
             params={"company_id": sim.company_id},
         ).json()
-        return bool(found) and found[0]["attempts"] >= 2 and found[0]["status"] == "retrying"
+        return bool(found) and found[0]["outcome"] == "retried" and found[0]["response_error"] is not None
 
     wait_for(retrying)
 
@@ -290,3 +297,29 @@ def test_project_hooks_only_hear_their_project(sim: SimHandle, listener: Listene
     wait_for(lambda: len(listener.received) == 1)
     time.sleep(0.3)
     assert [e["project_id"] for e in listener.events()] == [projects[0]]
+
+
+def test_deliveries_page_by_page_size_and_the_last_event_id_of_the_previous_page(
+        sim: SimHandle, listener: Listener) -> None:
+    headers = sim.headers()
+    hook_id = register(sim, headers, listener.url)
+    sim.mutate("create", "rfi", count=5)
+    wait_for(lambda: len(listener.received) == 5)
+
+    def page(**params: Any) -> list[dict[str, Any]]:
+        answer = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}/deliveries", headers=headers, timeout=30,
+                              params={"company_id": sim.company_id, **params})
+        assert answer.status_code == 200 and "Total" not in answer.headers
+        return list(answer.json())
+
+    wait_for(lambda: len(page(**{"filters[status]": "successful"})) == 5)
+    first = page(page_size=2)
+    second = page(page_size=2, page_start=first[-1]["event_id"])
+    third = page(page_size=2, page_start=second[-1]["event_id"])
+    ids = [d["event_id"] for d in first + second + third]
+    assert [len(first), len(second), len(third)] == [2, 2, 1]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 5  # newest first, none twice
+    assert page(**{"filters[status]": "discarded"}) == []
+    refused = requests.get(f"{sim.api_base}{HOOKS}/{hook_id}/deliveries", headers=headers, timeout=30,
+                           params={"company_id": sim.company_id, "filters[status]": "successfull"})
+    assert refused.status_code == 400

@@ -3,6 +3,7 @@ fetch per item, nothing lost when Redis or PostgreSQL fail between the steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections import Counter
@@ -254,16 +255,23 @@ def test_postgresql_down_answers_503_and_queues_nothing(
     assert queued_jobs(redis_client) == []
 
 
-def test_an_invalid_payload_is_kept_once(intake: Intake, pool: ConnectionPool) -> None:
-    intake.record_invalid({"b": 1, "a": [2]}, "event_type is missing")
-    intake.record_invalid({"a": [2], "b": 1}, "event_type is missing")
+def test_an_unreadable_body_is_kept_once_raw_with_its_reason(intake: Intake, pool: ConnectionPool) -> None:
+    body = b'{"b": 1, "a": [2]}'
+    assert intake.record_unreadable(body, "event_type is missing").http_status == 200
+    assert intake.record_unreadable(body, "event_type is missing").http_status == 200  # a redelivery
     [row] = rows(pool)
-    assert row[0].startswith("invalid:") and row[1] == "ignored"
-    assert row[5] == "invalid payload: event_type is missing"
+    assert row[0].startswith("raw:") and row[1] == "ignored"
+    assert row[5] == "event_type is missing (18 bytes)"
+    with pool.connection() as conn:
+        assert conn.execute("SELECT payload, raw_body FROM webhook_events").fetchone() == (
+            {"b": 1, "a": [2]}, '{"b": 1, "a": [2]}')
 
 
 def test_concurrent_deliveries_with_duplicates_queue_one_fetch_per_item(
-        intake: Intake, pool: ConnectionPool, redis_client: redis.Redis) -> None:
+        options: WebhookOptions, pool: ConnectionPool, redis_client: redis.Redis) -> None:
+    # 200 items at once: above the flood cap, which tests/security/test_webhook_flood.py covers.
+    intake = Intake(dataclasses.replace(options, jobs_per_minute=1000), redis_client, pool,
+                    clock=lambda: 1_790_000_000.0)
     with pool.connection() as conn:
         upsert_records(conn, [FetchedRecord("project", PROJECT + 1, None, {"id": PROJECT + 1},
                                             FETCHED, "api")])

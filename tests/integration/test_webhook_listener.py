@@ -102,7 +102,7 @@ class Harness:
         return hook
 
     def deliveries(self) -> list[dict[str, Any]]:
-        return self.api().deliveries(int(self.hook()["id"]), per_page=1000)
+        return self.api().deliveries(int(self.hook()["id"]), limit=10_000)
 
     # --- what landed ---
 
@@ -127,11 +127,11 @@ class Harness:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             found = self.deliveries()
-            done = [d for d in found if d["status"] == "successful"]
-            if len(done) >= expected_successful and all(d["status"] == "successful" for d in found):
+            done = [d for d in found if d["outcome"] == "ok"]
+            if len(done) >= expected_successful and all(d["outcome"] == "ok" for d in found):
                 return found
             time.sleep(0.1)
-        raise AssertionError(f"deliveries did not settle: {Counter(d['status'] for d in found)}")
+        raise AssertionError(f"deliveries did not settle: {Counter(d['outcome'] for d in found)}")
 
     def seed_replica(self, skip_project: int | None = None) -> list[int]:
         """The replica knows the simulator's projects (all but skip_project) and their RFIs."""
@@ -219,12 +219,12 @@ def test_register_creates_our_hook_with_every_trigger_and_a_private_secret(
     assert register(harness) == 0
     hook = harness.hook()
     assert (hook["namespace"], hook["destination_url"], hook["api_version"]) == (
-        "eva-sync", harness.url, "v2.0")
+        "eva-sync", harness.url, "v4.0")  # Procore's recommended format for new integrations
     secret = secret_of(harness)
     assert hook["destination_headers"] == {"Authorization": secret}
     path = harness.settings.var_dir / SECRETS_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    triggers = {(t["resource_name"], t["event_type"]) for t in harness.api().triggers(hook["id"])}
+    triggers = {(t["resource_name"], t["event_type"].lower()) for t in harness.api().triggers(hook["id"])}
     assert {("RFIs", "create"), ("RFIs", "update"), ("RFIs", "delete"), ("Drawings", "create"),
             ("Daily Logs", "update"), ("Change Order Packages", "update"),
             ("Projects", "create"), ("Company Vendors", "update"), ("Tasks", "delete")} <= triggers
@@ -253,6 +253,7 @@ def test_register_moves_the_hook_to_a_new_url_and_removes_duplicate_hooks(
     assert register(harness) == 0
     [hook] = api.hooks()
     assert hook["destination_url"] == harness.url
+    assert hook["api_version"] == "v2.0"  # an existing hook keeps its payload format
 
 
 def test_a_change_in_procore_becomes_one_recorded_event_and_one_queued_fetch(
@@ -297,7 +298,7 @@ def test_deliveries_with_bad_credentials_are_refused_and_leave_no_trace(
                    "hook": {"destination_headers": headers}})
     harness.sim.mutate("update", "rfi", count=3)
     wait_until(lambda: len(found := harness.deliveries()) == 3
-               and all(d["attempts"] >= 1 for d in found))
+               and all(d["response_status"] is not None for d in found))
     assert {d["response_status"] for d in harness.deliveries()} == {401}
     assert harness.events() == [] and harness.jobs() == []
     logged = "\n".join(r.getMessage() for r in caplog.records)
@@ -308,20 +309,21 @@ def test_deliveries_with_bad_credentials_are_refused_and_leave_no_trace(
     ("body", "status", "recorded"),
     [
         pytest.param(b"x" * (64 * 1024 + 1), 413, None, id="oversize body"),
-        pytest.param(b'{"id": 1, "ulid": "01', 400, None, id="malformed JSON"),
-        pytest.param(b'{"event_type": "update", "resource_name": "RFIs"}', 400,
-                     "invalid payload: api_version is missing", id="JSON that is no event"),
-        pytest.param(b"", 400, None, id="empty body"),
+        pytest.param(b'{"id": 1, "ulid": "01', 200, "not JSON: ", id="malformed JSON"),
+        pytest.param(b'{"event_type": "update", "resource_name": "RFIs"}', 200,
+                     "api_version is missing", id="JSON that is no event"),
+        pytest.param(b"", 200, "not JSON: ", id="empty body"),
     ],
 )
-def test_bodies_that_are_no_event_are_refused_and_queue_nothing(
+def test_bodies_that_are_no_event_are_kept_and_queue_nothing(
         harness: Harness, body: bytes, status: int, recorded: str | None) -> None:
     SecretFile(harness.options.secrets_file).rotate("body-test-secret")
     time.sleep(0.2)
     answer = requests.post(harness.url, data=body, timeout=5,
                            headers={"Authorization": "body-test-secret"})
     assert answer.status_code == status
-    assert [e["detail"] for e in harness.events()] == ([recorded] if recorded else [])
+    details = [str(e["detail"]) for e in harness.events()]
+    assert len(details) == (1 if recorded else 0) and all(d.startswith(recorded or "") for d in details)
     assert harness.jobs() == []
 
 
@@ -346,7 +348,7 @@ def test_an_event_replayed_a_day_later_causes_no_second_fetch(harness: Harness) 
     [job] = harness.jobs()
     # The fetch ran (the fetcher cleared the debounce key) and a day passed; then a replay.
     harness.redis.delete(debounce_key(job.kind, job.project_id, job.item_id))
-    replay = requests.post(harness.url, data=orjson.dumps(delivery["payload"]),
+    replay = requests.post(harness.url, data=orjson.dumps(delivery["event"]),
                            headers={"Authorization": secret_of(harness)}, timeout=5)
     assert replay.status_code == 200 and replay.json()["result"] == "duplicate"
     assert len(harness.jobs()) == 1 and len(harness.events()) == 1
@@ -355,6 +357,11 @@ def test_an_event_replayed_a_day_later_causes_no_second_fetch(harness: Harness) 
 def test_a_storm_of_1000_events_is_answered_and_queues_one_fetch_per_item(
         harness: Harness) -> None:
     harness.seed_replica()
+    # One fetch per item is the point here; the flood cap (tests/security) would fold most of them.
+    harness.options = dataclasses.replace(harness.options, jobs_per_minute=10_000)
+    port = harness.port
+    harness.stop_listener()
+    harness.start_listener(port=port)
     assert register(harness) == 0
     harness.sim.configure(webhooks={"duplicate_ratio": 0.2, "reorder_window_s": 0.05})
     changes: list[dict[str, Any]] = []
@@ -380,7 +387,7 @@ def test_deliveries_missed_while_the_listener_was_down_arrive_with_procores_retr
     harness.stop_listener()
     changes = harness.sim.mutate("update", "rfi", count=5, same_second=False)
     wait_until(lambda: len(found := harness.deliveries()) == 5
-               and all(d["status"] == "retrying" for d in found))
+               and all(d["outcome"] == "retried" for d in found))
     assert harness.events() == []
     harness.start_listener(port=port)
     harness.settled(5)
@@ -463,7 +470,7 @@ def test_rotating_the_secret_never_refuses_a_delivery(harness: Harness) -> None:
                                headers={"Authorization": secret}, timeout=5)
         assert answer.status_code in (200, 202)
     harness.sim.mutate("update", "rfi")
-    assert all(d["status"] == "successful" for d in harness.settled(1))
+    assert all(d["outcome"] == "ok" for d in harness.settled(1))
 
 
 def test_status_lists_the_hook_triggers_and_delivery_outcomes_without_the_secret(
@@ -477,7 +484,7 @@ def test_status_lists_the_hook_triggers_and_delivery_outcomes_without_the_secret
     out = capsys.readouterr().out
     assert f"hook {harness.hook()['id']}: {harness.url}" in out
     assert "RFIs update" in out
-    assert "2 successful" in out
+    assert "2 ok" in out
     assert secret_of(harness) not in out
 
 

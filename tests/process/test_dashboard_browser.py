@@ -97,7 +97,11 @@ def test_browser_sees_the_summary_heat_map_drill_down_and_rate_chart(dashboard: 
             colours = cell_colours(page)
             assert len({colours["ok"], colours["late"], colours["stale"]}) == 3, colours
             assert _hue_order(colours["ok"]) > _hue_order(colours["late"]) > _hue_order(colours["stale"])
-            assert page.locator("#alerts tbody tr").count() == 2
+            schedule = page.locator("#schedule tbody tr").all_inner_texts()
+            assert len(schedule) == 2 and any(r.startswith("documents") and "40 min" in r
+                                              for r in schedule), schedule
+            alert_rows = page.locator("#alerts tbody tr").all_inner_texts()
+            assert len(alert_rows) == 2 and "sync-late:submittal:*" in alert_rows[1], alert_rows
             painted = page.evaluate(
                 "(() => { const c = document.getElementById('rate-chart');"
                 " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"

@@ -167,6 +167,9 @@ def test_a_company_missing_from_the_tokens_companies_fails_with_the_ids_to_use()
     ([], WARN),
     ([{"status": "successful"}, {"status": "retrying"}], PASS),
     ([{"outcome": "retrying"}, {"outcome": "successful"}], WARN),  # the newest failed
+    ([{"outcome": "ok"}, {"outcome": "failed"}], PASS),  # Procore's documented vocabulary
+    ([{"outcome": None}], PASS),  # not attempted yet
+    ([{"outcome": "retried"}, {"outcome": "ok"}], WARN),
     ([{"status": "discarded"}], WARN),
 ])
 def test_webhook_deliveries_warn_when_none_came_or_the_newest_failed(

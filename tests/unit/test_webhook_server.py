@@ -37,8 +37,9 @@ class RecordingIntake:
         self.accepted.append(event)
         return self.answer(event)
 
-    def record_invalid(self, document: Any, problem: str) -> None:
+    def record_unreadable(self, body: bytes, problem: str) -> Outcome:
         self.invalid.append(problem)
+        return Outcome(200, "kept_raw", problem)
 
     def requeue_received(self, older_than_s: float | None = None, limit: int = 500) -> int:
         return 0
@@ -95,9 +96,9 @@ BODY = orjson.dumps(v2(company_id=1357))
                      id="wrong-case credentials"),
         pytest.param("POST", "/webhooks/procore", {"Authorization": "Bearer " + SECRET}, BODY,
                      401, id="padded credentials"),
-        pytest.param("POST", "/webhooks/procore", {"Authorization": SECRET}, b"{not json", 400,
+        pytest.param("POST", "/webhooks/procore", {"Authorization": SECRET}, b"{not json", 200,
                      id="malformed JSON"),
-        pytest.param("POST", "/webhooks/procore", {"Authorization": SECRET}, b'{"a": 1}', 400,
+        pytest.param("POST", "/webhooks/procore", {"Authorization": SECRET}, b'{"a": 1}', 200,
                      id="JSON that is no event"),
         pytest.param("GET", "/webhooks/procore", {"Authorization": SECRET}, b"", 405,
                      id="webhook path, wrong method"),
@@ -124,11 +125,13 @@ def test_a_wrong_method_names_the_allowed_one(serve: Callable[..., Served]) -> N
     assert answer.headers["Allow"] == "POST"
 
 
-def test_invalid_payloads_are_recorded_for_the_operator(serve: Callable[..., Served]) -> None:
+def test_unreadable_payloads_are_kept_for_the_operator_and_answered_200(serve: Callable[..., Served]) -> None:
     served = serve()
-    assert served.post(b'{"resource_name": "RFIs"}').status_code == 400
-    assert served.post(b"[1, 2").status_code == 400
-    assert served.intake.invalid == ["api_version is missing"]  # malformed JSON: nothing to keep
+    assert served.post(b'{"resource_name": "RFIs"}').status_code == 200
+    assert served.post(b"[1, 2").status_code == 200
+    assert served.intake.invalid[0] == "api_version is missing"
+    assert served.intake.invalid[1].startswith("not JSON")
+    assert served.intake.accepted == []
 
 
 def padded_event(size: int) -> bytes:

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from eva00.config import Settings
 from eva00.messages import PageMessage, PollMode
 from eva00.ops.localstack import start_postgres, start_redis
+from eva00.proof.bench.deletes import signal_kind
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.runtime import db
 from eva00.simulator.testing import running_simulator
@@ -75,7 +76,9 @@ def steady_cycle(tmp_dir: Path, database_url: str, redis_url: str) -> tuple[int,
         seq = max(e["seq"] for e in sim.ledger())
         started = time.time()
         pipeline.poll_cycle()
-        calls = [e for e in sim.ledger(since_seq=seq) if e["host"] == "api" and "oauth" not in e["path"]]
+        # The delete signals' one request per poll is measured by bench/deletes.py.
+        calls = [e for e in sim.ledger(since_seq=seq) if e["host"] == "api" and "oauth" not in e["path"]
+                 and signal_kind(e) is None]
         with psycopg.connect(database_url) as conn:
             polls = conn.execute("SELECT count(DISTINCT poll_id) FROM poll_pages WHERE committed_at"
                                  " >= to_timestamp(%s)", (started,)).fetchone()

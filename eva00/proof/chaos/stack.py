@@ -87,6 +87,8 @@ def stack_env(var_dir: Path, scale: Scale) -> dict[str, str]:
         "EVA00_RATE_REFILL_PER_S": f"{requests_n * 0.9 / window_s:g}", "EVA00_RATE_BURST": "20",
         **{f"EVA00_BUDGET_{c}_PER_MIN": str(per_min) for c in ("SCHEDULED", "WEBHOOK", "ON_DEMAND")},
         "EVA00_POLL_INTERVALS": ",".join(f"{family}={scale.poll_interval_s}" for family in FAMILY_KINDS),
+        # the adaptive schedule on the scenario's time scale: a quiet pair waits at most 8 intervals
+        "EVA00_PLAN_TICK_S": "1", "EVA00_MAX_STALENESS_S": str(8 * scale.poll_interval_s),
         "EVA00_RECONCILE_INTERVAL_S": str(scale.reconcile_interval_s), "EVA00_FULLSYNC_STEP_S": "1",
         "EVA00_CLAIM_IDLE_MS": "3000", "EVA00_STREAM_BLOCK_MS": "500", "EVA00_OUTAGE_BACKOFF_CAP_S": "1",
         "EVA00_CONNECTION_ERROR_PAUSE_S": "2", "EVA00_BAD_ANSWER_RETRY_S": "1",

@@ -37,6 +37,10 @@ function worstText(w) {
     : where + ": " + w.intervals_ago.toFixed(1) + " intervals (" + Math.round(w.age_s / 60) + " min)";
 }
 
+function duration(s) {
+  return s >= 3600 ? (s / 3600).toFixed(1) + " h" : s >= 120 ? Math.round(s / 60) + " min" : Math.round(s) + " s";
+}
+
 function when(iso) { return iso ? iso.replace("T", " ").slice(0, 19) : "never"; }
 
 function render(s) {
@@ -49,15 +53,20 @@ function render(s) {
     [r.never], [worstText(r.worst)], [r.records], [r.files_downloaded + "/" + r.files],
     [when(r.last_full_sync_at)]]);
   renderHeatmap(s.heat);
-  fillTable("alerts", s.alerts, a => [[a.severity, "sev-" + a.severity], [a.alert_key], [a.status],
-    [a.message, "msg"], [when(a.last_seen_at) + " ×" + a.occurrences]]);
+  fillTable("schedule", s.schedule, r => [[r.family], [duration(r.seed_interval_s)],
+    [r.planned_interval_s === null ? "-" : duration(r.planned_interval_s)], [r.pairs], [r.at_seed],
+    [r.requests_per_min.toFixed(2)], [Math.round(100 * r.budget_share) + " %"]]);
+  // one row per alert family (sync-late:* of 40 projects is one row with its count and examples)
+  fillTable("alerts", s.alert_groups, a => [[a.severity, "sev-" + a.severity], [a.alert_key], [a.status],
+    [a.count], [a.message, "msg"]]);
   fillPairs("errors", s.errors_24h);
   fillPairs("pending", s.pending);
   fillTable("streams", s.streams, r => [[r.stream], [r.group], [r.length], [r.pending], [r.lag]]);
   fillPairs("downloads", Object.fromEntries(Object.entries(s.downloads).map(
     ([k, v]) => [k, v.count + " (" + bytes(v.bytes) + ")"])));
   fillTable("fullsync", s.full_sync, r => [[r.run_id], [r.status], [r.current_phase ?? "-"], [r.items],
-    [r.requests], [r.floor], [r.eta_s === null ? "-" : Math.round(r.eta_s) + " s"]]);
+    [r.requests], [r.floor], [r.eta_s === null ? "-" : Math.round(r.eta_s) + " s"],
+    [(r.reason_lines || []).join("\n"), "msg"]]);
   fillPairs("deadletters", { total: s.dead_letters.total ?? "-", "last 24 h": s.dead_letters.last_24h ?? "-" });
   if (s.disk.free_ratio !== undefined) {
     fillPairs("disk", { path: s.disk.path, free: (100 * s.disk.free_ratio).toFixed(1) + " %",
