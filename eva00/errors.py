@@ -4,6 +4,9 @@
 - Fatal: this item cannot succeed now (403 on a project, 404); record it and acknowledge.
 - Skip: nothing to do (a duplicate, an unknown resource); acknowledge silently.
 - Poison: the message itself is bad (undecodable, wrong version); dead-letter it at once.
+- Unreadable (a Fatal): Procore answered in a shape the client cannot read. Asking again within
+  the run gets the same answer: that (project, kind) fails for the run with the reason, every
+  other kind goes on, and a later run (or a fixed client) asks again.
 Outages of Redis or PostgreSQL are not errors of a message: the stage waits them out in-process.
 """
 
@@ -24,6 +27,10 @@ class Retryable(StageError):
 
 class Fatal(StageError):
     pass
+
+
+class Unreadable(Fatal):
+    """An answer of an unexpected shape: never retried within the run, never dead-lettered."""
 
 
 class Skip(StageError):

@@ -140,6 +140,18 @@ def skip(conn: psycopg.Connection[Any], job: PollJob) -> None:
                  (job.run_id, job_key(job)))
 
 
+UNREADABLE_PREFIX = "unreadable answer"  # how UnexpectedShape's message (and so the job's error) starts
+
+
+def unreadable_error(conn: psycopg.Connection[Any], job: PollJob) -> str | None:
+    """The error of a job of the same run, kind and project that failed on an unreadable answer."""
+    row = conn.execute(
+        "SELECT error FROM fullsync_jobs WHERE run_id = %s AND kind = %s"
+        " AND coalesce(project_id, 0) = coalesce(%s, 0) AND outcome = 'refused' AND error LIKE %s LIMIT 1",
+        (job.run_id, job.kind, job.project_id, UNREADABLE_PREFIX + "%")).fetchone()
+    return str(row[0]) if row else None
+
+
 class RunLedger(Middleware):
     """The ledger around a run's job in the fetcher's stage: claimed (row locked) before the
     handler, so two fetchers never handle one job at once; a job whose result is already
@@ -155,7 +167,13 @@ class RunLedger(Middleware):
         if not isinstance(message, PollJob) or not message.run_id:
             return None
         if not claim(conn, message).settled:
-            return None
+            unreadable = unreadable_error(conn, message)
+            if unreadable is None:
+                return None
+            # The (project, kind) already failed this run on an answer the client cannot read:
+            # asking again would only repeat it (a later run asks again).
+            finish(conn, message, [], None, JobStats(refused=unreadable))
+            return []
         skip(conn, message)
         return [(delivery.stream, child) for child in queued_children(conn, message)]
 

@@ -49,6 +49,15 @@ class DeletedSignal:
 
 
 @dataclass(frozen=True)
+class ParentListing:
+    """Parents that are no kind of the replica, listed from the API before their children
+    (spec-section revisions require a division id: the divisions are listed first)."""
+
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EndpointSpec:
     kind: str
     path: str
@@ -63,6 +72,7 @@ class EndpointSpec:
     show_adds_content: bool = False  # the show answer has fields the list lacks
     deleted: DeletedSignal = field(default_factory=DeletedSignal)
     parent_kind: str | None = None
+    parent_listing: ParentListing | None = None  # parents listed from the API, not from the replica
     file_fields: tuple[str, ...] = ()
 
     @property
@@ -75,6 +85,15 @@ class EndpointSpec:
         """(path, fixed query) of the list for one company, project or parent."""
         values = _values(self, company_id, project_id, parent_id)
         return self.path.format(**values), {k: v.format(**values) for k, v in self.query.items()}
+
+    def parent_listing_request(self, *, company_id: int,
+                               project_id: int | None) -> tuple[str, dict[str, str]]:
+        """(path, fixed query) of the list of parents (the divisions of one project)."""
+        if self.parent_listing is None:
+            raise ValueError(f"{self.kind} has no parent listing")
+        values = {"company_id": company_id, "project_id": project_id}
+        return (self.parent_listing.path.format(**values),
+                {k: v.format(**values) for k, v in self.parent_listing.query.items()})
 
     def show_request(self, item_id: int, *, company_id: int, project_id: int | None = None,
                      parent_id: int | None = None) -> tuple[str, dict[str, str]]:
@@ -91,7 +110,7 @@ def _values(spec: EndpointSpec, company_id: int, project_id: int | None,
     if spec.scope is not Scope.COMPANY and project_id is None:
         raise ValueError(f"{spec.kind} is listed per project: project_id is required")
     if spec.scope is Scope.PARENT and parent_id is None:
-        raise ValueError(f"{spec.kind} is listed per {spec.parent_kind}: parent_id is required")
+        raise ValueError(f"{spec.kind} is listed per {spec.parent_kind or 'parent'}: parent_id is required")
     return {"company_id": company_id, "project_id": project_id, "parent_id": parent_id}
 
 
@@ -110,7 +129,7 @@ def _spec(kind: str, path: str, scope: Scope = Scope.PROJECT, **options: object)
 _SPECS = (
     _spec("project", "/rest/v1.1/projects", Scope.COMPANY,
           query={"company_id": "{company_id}", "filters[by_status]": "All"}, max_per_page=300,
-          show_path="/rest/v1.1/projects/{id}"),
+          show_path="/rest/v1.0/projects/{id}"),  # the spec has a v1.0 show only
     _spec("vendor", "/rest/v1.0/vendors", Scope.COMPANY, query={"company_id": "{company_id}"},
           deleted=DeletedSignal(listing_path="/rest/v1.0/companies/{company_id}/vendors/inactive")),
     _spec("company_user", "/rest/v1.3/companies/{company_id}/users", Scope.COMPANY,
@@ -119,8 +138,11 @@ _SPECS = (
           deleted=DeletedSignal(listing_path=P + "/users/inactive")),
     _spec("spec_section", "/rest/v1.0/specification_sections", query=BY_PROJECT, paged=False,
           supports_updated_at=False),
-    _spec("spec_section_revision", "/rest/v1.0/specification_section_revisions", query=BY_PROJECT,
-          supports_updated_at=False),
+    # The spec requires a division; all_revisions (a string) also lists the non-current revisions.
+    _spec("spec_section_revision", "/rest/v1.0/specification_section_revisions", Scope.PARENT,
+          query={**BY_PROJECT, "specification_section_division_id": "{parent_id}", "all_revisions": "true"},
+          supports_updated_at=False,
+          parent_listing=ParentListing("/rest/v1.0/specification_section_divisions", BY_PROJECT)),
     _spec("submittal", "/rest/v1.1/projects/{project_id}/submittals",
           show_path="/rest/v1.1/projects/{project_id}/submittals/{id}", show_adds_content=True,
           deleted=DeletedSignal(listing_path="/rest/v1.1/projects/{project_id}/submittals/recycle_bin",
@@ -128,7 +150,7 @@ _SPECS = (
     _spec("rfi", P + "/rfis", show_path=P + "/rfis/{id}", show_adds_content=True,
           deleted=DeletedSignal(listing_path=P + "/rfis/recycle_bin", record_field="deleted_at",
                                 updated_at=True)),
-    _spec("change_event", "/rest/v1.1/change_events", query=BY_PROJECT, deleted=DELETED_FILTER),
+    _spec("change_event", "/rest/v1.0/change_events", query=BY_PROJECT, deleted=DELETED_FILTER),
     _spec("change_order_package", "/rest/v1.0/change_order_packages", query=BY_PROJECT,
           deleted=DELETED_FILTER),
     _spec("potential_change_order", "/rest/v1.0/potential_change_orders", query=BY_PROJECT,
@@ -140,7 +162,11 @@ _SPECS = (
     _spec("drawing", "/rest/v1.1/drawing_areas/{parent_id}/drawings", Scope.PARENT, query=BY_PROJECT,
           supports_updated_at=False, parent_kind="drawing_area"),
     _spec("drawing_set", P + "/drawing_sets", supports_updated_at=False),
-    _spec("drawing_revision", P + "/drawing_revisions"),
+    # Obsolete revisions are listed only when asked: without them a full listing would look as if
+    # the revisions of an obsoleted drawing were deleted.
+    # The spec declares no updated_at filter here: listed whole each poll (which also finds deletes).
+    _spec("drawing_revision", P + "/drawing_revisions", query={"with_obsolete": "true"},
+          supports_updated_at=False),
     _spec("image", "/rest/v1.0/images", query=BY_PROJECT),
     _spec("image_category", "/rest/v1.0/image_categories", query=BY_PROJECT, supports_updated_at=False),
     _spec("document", P + "/documents",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit, urlunsplit
 
-from eva00.errors import Fatal, Retryable
+from eva00.errors import Fatal, Retryable, Unreadable
 
 
 class Action(str, Enum):
@@ -109,3 +109,12 @@ class AuthRejected(ProcoreError, Fatal):
 
 class UnsafeUrl(ProcoreError, Fatal):
     """A URL the client refuses to call with the bearer token (foreign host) or at all."""
+
+
+class UnexpectedShape(ProcoreError, Unreadable):
+    """A 2xx answer whose shape the client cannot read (eva00/procore/shapes.py): ``sample`` is a
+    short excerpt of the body, for the one sync_log row that records it."""
+
+    def __init__(self, message: str, *, endpoint: str, sample: str) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.sample = sample

@@ -6,17 +6,18 @@
   Link header without rel="next". An empty page is never read as "everything was deleted".
 - At the end the count is checked against ``Total``; a mismatch (records moved during paging)
   makes the whole enumeration incomplete, and the caller re-runs it.
-- v2 answers come as {"data": [...]} with string ids: they are unwrapped and ids become ints.
+- v2 answers come as {"data": [...]} with string ids: they are unwrapped and ids become ints;
+  grouped and wrapped lists are read as shapes.py says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eva00.procore.endpoints import EndpointSpec, Envelope
-from eva00.procore.errors import ProcoreUnavailable
+from eva00.procore.endpoints import EndpointSpec
+from eva00.procore.shapes import list_records
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,27 @@ def page_params(spec: EndpointSpec, fixed: Mapping[str, str], *, page: int, per_
 
 
 def unwrap(spec: EndpointSpec, body: Any) -> list[dict[str, Any]]:
-    """The records of an answer: v2 envelopes unwrapped, string ids made ints."""
-    if spec.envelope is Envelope.DATA or (isinstance(body, dict) and "data" in body):
-        body = body.get("data") if isinstance(body, dict) else body
-    if not isinstance(body, list):
-        raise ProcoreUnavailable(f"{spec.kind}: expected a list, got {type(body).__name__}", delay_s=5.0,
-                                 endpoint=spec.kind)
-    return [normalise_ids(item) for item in body if isinstance(item, dict)]
+    """The records of an answer in any form the spec declares (shapes.py), string ids made ints.
+    An answer of another shape raises UnexpectedShape (never retried within a run)."""
+    return [normalise_ids(item) for item in list_records(body, endpoint=f"GET {spec.path}")]
+
+
+def every_id(get: Callable[[dict[str, str]], tuple[Any, Mapping[str, str]]], fixed: Mapping[str, str], *,
+             endpoint: str, per_page: int = 1000) -> list[int]:
+    """The ids of every page of a small list (the parents listed before their children); ``get``
+    answers one page's (body, headers) for its query."""
+    ids: list[int] = []
+    page = 1
+    while True:
+        body, headers = get({**fixed, "page": str(page), "per_page": str(per_page)})
+        records = list_records(body, endpoint=endpoint)
+        ids += [int(record["id"]) for record in records]
+        total = _int(headers.get("Total"))
+        size = _int(headers.get("Per-Page")) or per_page
+        if (len(records) < size or (total is not None and len(ids) >= total)
+                or 'rel="next"' not in headers.get("Link", 'rel="next"')):
+            return ids
+        page += 1
 
 
 def normalise_ids(record: dict[str, Any]) -> dict[str, Any]:

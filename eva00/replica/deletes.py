@@ -29,7 +29,9 @@ MASS_DELETE_FLOOR = 1
 # Kinds listed per parent record: (child kind, parent kind, the child's field naming its parent).
 # A parent deleted upstream takes its children along (its listing answers 404 from then on).
 CHILDREN: tuple[tuple[str, str, str], ...] = (("drawing", "drawing_area", "drawing_area_id"),)
-PARENT_FIELD = {child: field for child, _parent, field in CHILDREN}
+# Spec-section revisions are listed one division at a time (divisions are no kind of the replica).
+PARENT_FIELD = {**{child: field for child, _parent, field in CHILDREN},
+                "spec_section_revision": "specification_section_division_id"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ def soft_delete_missing(conn: psycopg.Connection[Any], kind: str, project_id: in
     table = checked_table(kind, project_id)
     check_time(at, "at")
     _check_ratio(max_ratio)
-    in_range = " AND (payload->>'date') BETWEEN %s AND %s" if date_range else ""
+    # Daily logs carry ``date``; their headers only ``log_date`` (the spec's names).
+    in_range = (" AND coalesce(payload->>'date', payload->>'log_date') BETWEEN %s AND %s"
+                if date_range else "")
     range_args: tuple[Any, ...] = tuple(date_range) if date_range else ()
     if parent_id is not None:
         if kind not in PARENT_FIELD:

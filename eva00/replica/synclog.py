@@ -39,7 +39,7 @@ def _json(value: Mapping[str, Any] | None) -> str | None:
 
 
 # The sync_log actions that are problems rather than changes (what `eva00 status` counts too).
-ERROR_ACTIONS = ("poll_incomplete", "fetch_refused", "error")
+ERROR_ACTIONS = ("poll_incomplete", "fetch_refused", "unreadable_answer", "error")
 
 
 def recent_errors(conn: psycopg.Connection[Any], kinds: Sequence[str], project_id: int | None,

@@ -1,16 +1,21 @@
 """PostgreSQL: the only durable truth. Connection pool, schema application, readiness.
 
 schema.sql is idempotent and applied under an advisory lock, so every stage may apply it at start
-(the stack has no separate migration step that could be forgotten) without racing its peers.
+(the stack has no separate migration step that could be forgotten) without racing its peers. A
+database already at this schema.sql (its hash recorded in ``schema_applied``) is left alone: its
+ALTER TABLEs take ACCESS EXCLUSIVE locks even when there is nothing to add, and a stage starting
+while others read several tables in one transaction would deadlock with them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -28,9 +33,23 @@ SCHEMA_LOCK_KEY = 0x0E7A00
 
 def apply_schema(database_url: str, schema_path: Path = SCHEMA_PATH) -> None:
     sql = schema_path.read_text()
+    digest = hashlib.sha256(sql.encode()).hexdigest()
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        if _applied_hash(conn) == digest:
+            return
         conn.execute(sql.encode())
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_applied (id int PRIMARY KEY CHECK (id = 1),"
+                     " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute("INSERT INTO schema_applied (id, sha256) VALUES (1, %s) ON CONFLICT (id) DO UPDATE"
+                     " SET sha256 = EXCLUDED.sha256, applied_at = now()", (digest,))
+
+
+def _applied_hash(conn: psycopg.Connection[Any]) -> str | None:
+    if conn.execute("SELECT to_regclass('schema_applied')").fetchone() in (None, (None,)):
+        return None
+    row = conn.execute("SELECT sha256 FROM schema_applied WHERE id = 1").fetchone()
+    return str(row[0]) if row else None
 
 
 def create_database_if_missing(database_url: str) -> None:

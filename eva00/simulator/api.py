@@ -16,7 +16,7 @@ import orjson
 
 from eva00.simulator import deleted, hooks_api
 from eva00.simulator.generator import root_folder_id
-from eva00.simulator.listing import ListSpec, list_response
+from eva00.simulator.listing import ListSpec, links, list_response, positive_int
 from eva00.simulator.scopes import company_scope, project_scope
 from eva00.simulator.store import Record
 from eva00.simulator.web import HttpError, Request, Response, json_response
@@ -50,7 +50,8 @@ LISTS = [
               "project"),
     ListRoute(r"/rest/v1\.1/drawing_areas/(?P<area>\d+)/drawings", ListSpec("drawing", updated_filter=False),
               "area"),
-    ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_revisions", ListSpec("drawing_revision"), "project"),
+    ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_revisions", ListSpec(
+        "drawing_revision", updated_filter=False, hides_obsolete=True), "project"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/drawing_sets", ListSpec("drawing_set", updated_filter=False),
               "project"),
     ListRoute(rf"/rest/v1\.0/projects/{P}/daily_log_headers/index",
@@ -59,8 +60,9 @@ LISTS = [
                 ListSpec(f"{name}_log", updated_filter=False, dated=True), "project")
       for name in ("manpower", "notes", "weather", "delivery")],
     ListRoute(rf"/rest/v1\.1/projects/{P}/meetings", ListSpec(
-        "meeting", updated_filter=False, deleted_param=("deleted_only", {"true": "deleted"})), "project"),
-    ListRoute(r"/rest/v1\.1/change_events", ListSpec("change_event", deleted_param=DELETED_AT_ONLY),
+        "meeting", updated_filter=False, grouped=True),
+        "project"),
+    ListRoute(r"/rest/v1\.0/change_events", ListSpec("change_event", deleted_param=DELETED_AT_ONLY),
               "project_query"),
     ListRoute(r"/rest/v1\.0/change_order_packages",
               ListSpec("change_order_package", deleted_param=DELETED_AT_ONLY), "project_query"),
@@ -75,8 +77,6 @@ LISTS = [
         "document", deleted_param=("filters[is_in_recycle_bin]", {"true": "deleted"})), "project"),
     ListRoute(r"/rest/v1\.0/specification_sections",
               ListSpec("spec_section", paged=False, updated_filter=False), "project_query"),
-    ListRoute(r"/rest/v1\.0/specification_section_revisions",
-              ListSpec("spec_section_revision", updated_filter=False), "project_query"),
     ListRoute(r"/rest/v1\.0/tasks", ListSpec("task"), "project_query"),
     ListRoute(rf"/rest/v2\.0/companies/{C}/projects/{P}/tasks",
               ListSpec("task", max_per_page=100, default_per_page=10, v2=True), "project"),
@@ -96,9 +96,12 @@ def _lister(route: ListRoute) -> Callable[[SimState, Request, dict[str, str]], R
             company_scope(sim, req, params)
             scope = None
         elif route.scope == "area":
-            scope = project_scope(sim, req, None)
+            # project_id is optional here in the spec: the area names its project.
             area = sim.store.get("drawing_area", int(params["area"]))
-            if area is None or area.is_deleted or area.project_id != scope:
+            if area is None or area.is_deleted:
+                raise HttpError(404, "Drawing area not found")
+            scope = project_scope(sim, req, None if req.q("project_id") else str(area.project_id))
+            if area.project_id != scope:
                 raise HttpError(404, "Drawing area not found")
             where = lambda r: r.parent_id == area.id  # noqa: E731
         else:
@@ -141,6 +144,7 @@ def record_show(kind: str, scope: str) -> Callable[[SimState, Request, dict[str,
 
 
 def project_show(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+    company_scope(sim, req, {})  # the spec requires company_id here
     project_id = project_scope(sim, req, params["project"])
     record = sim.store.project(project_id)
     assert record is not None
@@ -168,6 +172,45 @@ def folder(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, head)
 
 
+REVISIONS = ListSpec("spec_section_revision", updated_filter=False)
+DIVISION_NAME = "specification_section_division_id"
+
+
+def spec_section_revisions(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+    """Revisions of one division (required, as the spec declares): current ones only unless
+    ``all_revisions=true``."""
+    project_id = project_scope(sim, req, None)
+    division = req.q(DIVISION_NAME)
+    if not division:
+        raise HttpError(400, f"{DIVISION_NAME} is required")
+    if not division.isdigit():
+        raise HttpError(400, f"{DIVISION_NAME} must be an integer")
+    every = (req.q("all_revisions") or "").lower() == "true"
+    current = {s.payload.get("current_revision_id") for s in sim.store.live("spec_section", project_id)}
+
+    def where(record: Record) -> bool:
+        return (record.payload.get(DIVISION_NAME) == int(division)
+                and (every or record.id in current))
+    return list_response(sim.store, sim.options, sim.api_base, req, REVISIONS, project_id, where=where)
+
+
+def spec_section_divisions(sim: SimState, req: Request, params: dict[str, str]) -> Response:
+    """The divisions of the project's live spec sections (paged, as the spec declares)."""
+    project_id = project_scope(sim, req, None)
+    found: dict[int, dict[str, Any]] = {}
+    for section in sim.store.live("spec_section", project_id):
+        number = str(section.payload.get("number") or "")[:2]
+        found.setdefault(int(section.payload[DIVISION_NAME]),
+                         {"number": number, "description": f"Division {number}"})
+    divisions = [{"id": key, **value} for key, value in sorted(found.items())]
+    page = positive_int(req, "page", 1)
+    per_page = min(positive_int(req, "per_page", 100), 1000)
+    chosen = divisions[(page - 1) * per_page:page * per_page]
+    headers = [("Total", str(len(divisions))), ("Per-Page", str(per_page))]
+    link = links(sim.api_base, req, page, per_page, len(divisions), sim.options.link_keeps_filters)
+    return json_response(200, chosen, [*headers, ("Link", link)])
+
+
 def me(sim: SimState, req: Request, params: dict[str, str]) -> Response:
     return json_response(200, {"id": 300_001, "login": "service-account@eva00.example",
                                "name": "EVA-00 Service Account"})
@@ -193,7 +236,7 @@ ROUTES: list[Route] = [
     ("GET", _compile(r"/rest/v1\.0/vendors/(?P<id>\d+)"), record_show("vendor", "company")),
     ("GET", _compile(rf"/rest/v1\.3/companies/{C}/users/(?P<id>\d+)"),
      record_show("company_user", "company")),
-    ("GET", _compile(r"/rest/v1\.1/change_events/(?P<id>\d+)"), record_show("change_event", "project")),
+    ("GET", _compile(r"/rest/v1\.0/change_events/(?P<id>\d+)"), record_show("change_event", "project")),
     ("GET", _compile(r"/rest/v1\.0/change_order_packages/(?P<id>\d+)"),
      record_show("change_order_package", "project")),
     ("GET", _compile(r"/rest/v1\.0/potential_change_orders/(?P<id>\d+)"),
@@ -201,6 +244,8 @@ ROUTES: list[Route] = [
     ("GET", _compile(r"/rest/v1\.0/images/(?P<id>\d+)"), record_show("image", "project")),
     ("GET", _compile(r"/rest/v1\.0/folders"), folder),
     ("GET", _compile(r"/rest/v1\.0/folders/(?P<folder>\d+)"), folder),
+    ("GET", _compile(r"/rest/v1\.0/specification_section_revisions"), spec_section_revisions),
+    ("GET", _compile(r"/rest/v1\.0/specification_section_divisions"), spec_section_divisions),
     ("GET", _compile(r"/rest/v1\.0/me"), me),
     ("GET", _compile(r"/rest/v1\.0/companies"), companies),
     ("GET", _compile(r"/rest/v1\.0/files/(?P<file>\d+)/download"), download),

@@ -17,7 +17,7 @@ from eva00.simulator.web import HttpError, Request, Response, bearer, error
 
 log = logging.getLogger("eva00.simulator")
 PRE_FAULTS = frozenset({"5xx", "503", "slow", "reset"})
-POST_FAULTS = frozenset({"truncate", "malformed_json", "wrong_total"})
+POST_FAULTS = frozenset({"truncate", "malformed_json", "wrong_total", "unknown_shape"})
 OVER_LIMIT = ("You have surpassed the max number of requests for this time window. "
               "Please wait before making more requests.")
 
@@ -90,6 +90,8 @@ class Simulator(SimState):
         elif fault.mode == "malformed_json":
             body = bytes(response.body)  # type: ignore[arg-type]
             response.body = body[:max(1, len(body) // 2)] + b'",}{'
+        elif fault.mode == "unknown_shape":
+            response.body = b'{"results":' + bytes(response.body) + b"}"  # type: ignore[arg-type]
         else:
             total = int(response.header("Total") or 0)
             response.set_header("Total", str(total + random.randint(1, 50)))

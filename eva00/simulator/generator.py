@@ -55,6 +55,7 @@ def context_for(store: Store, world: World, kind: str, project_id: int | None,
         if section is None and kind == "spec_section_revision":
             return None
         ctx["section"] = section and {k: section.payload[k] for k in ("id", "number", "description")}
+        ctx["division_id"] = section and section.payload["specification_section_division_id"]
         ctx["revision"] = rng.randint(0, 3)
         project = store.project(project_id or 0)
         ctx["project_name"] = project.payload["name"] if project else ""

@@ -33,6 +33,8 @@ class ListSpec:
     deleted_param: tuple[str, dict[str, str]] | None = None
     v2: bool = False
     dated: bool = False  # daily logs: start_date/end_date window, today when absent
+    hides_obsolete: bool = False  # drawing revisions: those of obsolete drawings only with with_obsolete=true
+    grouped: bool = False  # meetings: [{"group_title", "meetings": [...]}]
     extra_where: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -123,6 +125,8 @@ def list_response(store: Store, options: SimOptions, api_base: str, req: Request
     records = select(store, spec, req, scope, view)
     if where is not None:
         records = [r for r in records if where(r)]
+    if spec.hides_obsolete and (req.q("with_obsolete") or "").lower() != "true":
+        records = [r for r in records if not _of_obsolete_drawing(store, r)]
     if spec.dated:
         first, last = date_window(req, options, today or date.today())
         records = [r for r in records if r.day is not None and first <= r.day <= last]
@@ -146,7 +150,33 @@ def list_response(store: Store, options: SimOptions, api_base: str, req: Request
             headers.append(("Link", link))
     else:
         chosen = records
+    if spec.grouped and req.q("view") != "ids":
+        return Response(200, render_grouped(chosen), headers)
+    if spec.kind == "project" and req.q("view") == "compact":  # v1.1's Compact2 alternative
+        return Response(200, orjson.dumps([{"id": r.id, "name": r.payload.get("name")} for r in chosen]),
+                        headers)
     return Response(200, render(chosen, spec, req.q("view") == "ids"), headers)
+
+
+def _of_obsolete_drawing(store: Store, record: Record) -> bool:
+    drawing = store.get("drawing", record.parent_id) if record.parent_id is not None else None
+    return drawing is not None and bool(drawing.payload.get("obsolete"))
+
+
+def render_grouped(records: list[Record]) -> bytes:
+    """Meetings as the spec declares them: grouped by series (first appearance order); paging
+    counts meetings, not groups. (``deleted_only=true`` answers the ungrouped wrapper: deleted.py.)"""
+    groups: dict[str, list[bytes]] = {}
+    for record in records:
+        groups.setdefault(group_title(record), []).append(record.list_bytes())
+    return b"[" + b",".join(orjson.dumps({"group_title": title})[:-1] + b',"meetings":['
+                            + b",".join(items) + b"]}" for title, items in groups.items()) + b"]"
+
+
+def group_title(record: Record) -> str:
+    """The meeting's series: its title before " meeting" ("OAC meeting 12" is in "OAC")."""
+    title = str(record.payload.get("title") or "")
+    return title.split(" meeting")[0] or "Meetings"
 
 
 def render(records: list[Record], spec: ListSpec, ids_only: bool) -> bytes:

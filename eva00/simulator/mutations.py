@@ -18,7 +18,7 @@ from eva00.simulator.generator import make
 from eva00.simulator.records import UPDATABLE, World, person_ref, version
 from eva00.simulator.store import Record, Store
 
-ACTIONS = ("create", "update", "delete", "restore", "revise_drawing", "new_file_version")
+ACTIONS = ("create", "update", "delete", "restore", "revise_drawing", "new_file_version", "obsolete_drawing")
 
 
 class MutationError(ValueError):
@@ -51,7 +51,7 @@ class Mutator:
         action = spec.get("action")
         if action not in ACTIONS:
             raise MutationError(f"action must be one of {list(ACTIONS)}")
-        implied = {"revise_drawing": "drawing", "new_file_version": "document"}
+        implied = {"revise_drawing": "drawing", "new_file_version": "document", "obsolete_drawing": "drawing"}
         kind = implied.get(str(action), spec.get("kind"))
         if kind not in KINDS:
             raise MutationError(f"kind must be one of {sorted(KINDS)}")
@@ -96,6 +96,10 @@ class Mutator:
             assert revision is not None
             return [Change("create", "create", "drawing_revision", revision.id, target.project_id, now),
                     self._touch(target, now, "revise_drawing")]
+        if action == "obsolete_drawing":
+            # Its revisions stay as they are; the revisions list hides them unless with_obsolete=true.
+            target.payload["obsolete"] = True
+            return [self._touch(target, now, "obsolete_drawing")]
         return [self._new_version(target, now)]
 
     def _cascade(self, parent: Record, now: int, *, deleting: bool) -> list[Change]:

@@ -156,12 +156,19 @@ def spec_section(w: World, ctx: dict[str, Any]) -> Draft:
     division = w.rng.randint(1, 33)
     return Draft({"number": f"{division:02d} {w.rng.randint(10, 99)} {w.rng.randint(0, 9)}0",
                   "description": w.words(3), "label": None, "current_revision_id": None,
-                  "specification_section_division_id": division, "specification_set_id": 1})
+                  "specification_section_division_id": division_id(ctx["project_id"], division),
+                  "specification_set_id": 1})
+
+
+def division_id(project_id: int | None, division: int) -> int:
+    """Divisions are per project (the spec lists them per project): ids unique across projects."""
+    return 90_000_000 + (project_id or 0) * 100 + division
 
 
 def spec_section_revision(w: World, ctx: dict[str, Any]) -> Draft:
     made = w.new_file("pdf", f"Spec {ctx['section']['number']} rev {ctx.get('revision', 0)}")
     return Draft({"specification_section_id": ctx["section"]["id"], "revision": str(ctx.get("revision", 0)),
+                  "specification_section_division_id": ctx["division_id"], "number": ctx["section"]["number"],
                   "description": ctx["section"]["description"], "issued_date": day(ctx["created"]),
                   "received_date": day(ctx["created"]), "url": made["url"], "file_size": made["size"]})
 
@@ -210,7 +217,8 @@ def rfi(w: World, ctx: dict[str, Any]) -> Draft:
         "status": status, "due_date": day(ctx["created"] + 7 * 86400),
         "initiated_at": None, "closed_at": None, "private": False, "reference": None,
         "assignee": w.person(), "assignees": [w.person()], "rfi_manager": manager,
-        "ball_in_court": [manager], "received_from": w.person(), "responsible_contractor": w.vendor(),
+        "ball_in_court": manager, "ball_in_courts": [manager], "received_from": w.person(),
+        "responsible_contractor": w.vendor(),
         "cost_impact": {"status": w.pick(("yes_known", "no_impact", "tbd")), "value": None},
         "schedule_impact": {"status": "tbd", "value": None}, "location": None,
         "specification_section": None, "created_by": w.person(), "deleted_at": None}
@@ -225,7 +233,8 @@ def rfi(w: World, ctx: dict[str, Any]) -> Draft:
 
 
 def change_event(w: World, ctx: dict[str, Any]) -> Draft:
-    return Draft({"number": str(ctx["id"] % 1000), "title": w.words(4), "description": w.words(9),
+    return Draft({"number": ctx["id"] % 1000, "alphanumeric_number": str(ctx["id"] % 1000),
+                  "title": w.words(4), "description": w.words(9),
                   "status": w.pick(("open", "closed", "pending")), "event_scope": "in_scope",
                   "event_type": w.pick(("Owner Change", "Allowance", "Contingency")),
                   "change_reason": w.pick(("Design Development", "Client Request")),
@@ -269,7 +278,7 @@ def drawing_area(w: World, ctx: dict[str, Any]) -> Draft:
 def drawing(w: World, ctx: dict[str, Any]) -> Draft:
     discipline = w.pick(DISCIPLINES)
     return Draft({"number": f"{discipline[0]}-{ctx['id'] % 1000:03d}", "title": w.words(3),
-                  "discipline": {"id": DISCIPLINES.index(discipline) + 1, "name": discipline},
+                  "discipline": discipline,
                   "drawing_area_id": ctx["area_id"], "current_revision": None, "obsolete": False},
                  parent_id=ctx["area_id"])
 
@@ -329,13 +338,13 @@ def document(w: World, ctx: dict[str, Any]) -> Draft:
 
 
 def daily_log_header(w: World, ctx: dict[str, Any]) -> Draft:
-    return Draft({"date": ctx["day"], "notes": w.words(6), "created_by": w.person()}, day=ctx["day"])
+    return Draft({"log_date": ctx["day"], "notes": w.words(6), "created_by": w.person()}, day=ctx["day"])
 
 
 def manpower_log(w: World, ctx: dict[str, Any]) -> Draft:
     workers, hours = w.rng.randint(1, 30), w.pick((4, 8, 10))
     return Draft({"date": ctx["day"], "datetime": f"{ctx['day']}T12:00:00Z", "num_workers": workers,
-                  "num_hours": hours, "man_hours": workers * hours, "notes": w.words(4),
+                  "num_hours": str(hours), "man_hours": str(workers * hours), "notes": w.words(4),
                   "vendor": w.vendor(), "location": None, "cost_code": None, "created_by": w.person()},
                  day=ctx["day"])
 
@@ -347,7 +356,7 @@ def notes_log(w: World, ctx: dict[str, Any]) -> Draft:
 
 
 def weather_log(w: World, ctx: dict[str, Any]) -> Draft:
-    return Draft({"date": ctx["day"], "time_observed": "08:00", "temperature": w.rng.randint(-5, 38),
+    return Draft({"date": ctx["day"], "time_observed": "08:00", "temperature": str(w.rng.randint(-5, 38)),
                   "sky": w.pick(("Clear", "Overcast", "Rain")), "wind": "Calm",
                   "precipitation": "None", "ground": "Dry", "delay": False, "comments": w.words(3)},
                  day=ctx["day"])

@@ -19,7 +19,7 @@ import email.utils
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -35,9 +35,10 @@ from eva00.kinds import KIND_TABLE, require_known_kind
 from eva00.messages import MAX_RERUNS, Message, PageMessage, PollJob, PollMode
 from eva00.procore import deleted as deleted_listing
 from eva00.procore.endpoints import EndpointSpec, Scope, endpoint_for
-from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable
+from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, UnexpectedShape
 from eva00.procore.http import ProcoreClient
-from eva00.procore.paging import Page, Window, page_params, parse_page
+from eva00.procore.paging import Page, Window, every_id, page_params, parse_page
+from eva00.procore.shapes import show_record
 from eva00.replica import cursors, polls, synclog
 from eva00.runtime import alerts
 from eva00.runtime.bus import Delivery, Outgoing
@@ -110,6 +111,8 @@ class Fetcher:
                 return self._dispatch(conn, spec, job, stream)
             except ProcoreRequestFailed as exc:
                 return self._refused(conn, job, exc)
+            except UnexpectedShape as exc:
+                return self._unreadable(conn, job, exc)
             except ProcoreUnavailable as exc:
                 # Waiting here keeps the job's delivery count for real failures, not outages.
                 if time.monotonic() + exc.delay_s > deadline or self.stop_requested():
@@ -193,7 +196,10 @@ class Fetcher:
 
     def _fan_out_parents(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          stream: str) -> list[Outgoing]:
-        """Drawings are listed per drawing area: one job per stored area, no API call."""
+        """Drawings are listed per drawing area: one job per stored area, no API call. Parents
+        that are no kind of ours (spec divisions) are listed from the API instead."""
+        if spec.parent_listing is not None:
+            return [(stream, replace(job, parent_id=parent)) for parent in self._listed_parents(spec, job)]
         parent_kind = spec.parent_kind or ""
         parent_table = KIND_TABLE[parent_kind]
         rows = conn.execute(
@@ -320,6 +326,17 @@ class Fetcher:
         self.redis.set(retry_key, listing.reason, ex=max(1, int(self.settings.reconcile_interval_s)))
         return []
 
+    def _listed_parents(self, spec: EndpointSpec, job: PollJob) -> list[int]:
+        path, fixed = spec.parent_listing_request(company_id=self.settings.company_id,
+                                                  project_id=job.project_id)
+
+        def get(params: dict[str, str]) -> tuple[Any, Mapping[str, str]]:
+            self._stats.requests += 1
+            body, response = self.client.get_json(path, budget=job.budget, params=params,
+                                                  endpoint=f"{spec.kind}:parents", deadline_s=CALL_WAIT_S)
+            return body, response.headers
+        return every_id(get, fixed, endpoint=f"GET {path}")
+
     def _hidden_projects(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob,
                          listed: set[int]) -> list[int]:
         """Stored projects missing from a complete project list: a project the service account lost
@@ -360,12 +377,7 @@ class Fetcher:
                 return None  # deleted between list and show: reconciliation will see it
             raise
         self._observe_server_time(response.headers.get("Date"))
-        if isinstance(body, dict) and "data" in body and isinstance(body["data"], dict):
-            body = body["data"]
-        if not isinstance(body, dict):
-            raise ProcoreUnavailable(f"{spec.kind} show answered {type(body).__name__}",
-                                     delay_s=self.settings.bad_answer_retry_s)
-        return body
+        return show_record(body, endpoint=f"GET {spec.show_path}")
 
     def _fetch_item(self, conn: psycopg.Connection, spec: EndpointSpec, job: PollJob) -> list[Outgoing]:
         assert job.item_id is not None
@@ -399,6 +411,18 @@ class Fetcher:
             alerts.raise_alert(conn, f"project-forbidden:{job.project_id}", "warning",
                                f"Procore refuses project {job.project_id} (403): check the service"
                                " account's permissions; its records are kept as they are")
+        return []
+
+    def _unreadable(self, conn: psycopg.Connection, job: PollJob, exc: UnexpectedShape) -> list[Outgoing]:
+        """An answer we cannot read: recorded with its endpoint and a sample, the (project, kind)
+        fails for the run (the ledger settles its other jobs at once), nothing is deleted."""
+        self._stats.refused = str(exc)[:300]
+        synclog.log_sync(conn, job.kind, job.project_id, "unreadable_answer",
+                         {"endpoint": exc.endpoint, "sample": exc.sample, "poll_id": job.poll_id},
+                         result="failed")
+        alerts.raise_alert(conn, f"unreadable:{job.kind}", "warning",
+                           f"Procore answered {exc.endpoint} in a shape the sync cannot read; {job.kind}"
+                           " is not synced until the client reads it", {"sample": exc.sample})
         return []
 
     @staticmethod

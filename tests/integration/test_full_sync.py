@@ -89,7 +89,7 @@ def test_redis_wiped_mid_run_resumes_without_refetching_committed_pages(
         sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str,
         redis_client: redis.Redis) -> None:
     h = harness(sim)
-    run = h.run(h.sync.start(None, ALL_PHASES), stop_after=120)
+    run = h.run(h.sync.start(None, ALL_PHASES), stop_after=100)  # mid phase 3, not at a phase boundary
     assert run.status == "running"
     redis_client.flushall()
     h2 = harness(sim)
@@ -203,4 +203,37 @@ def test_a_run_nobody_watches_is_carried_to_the_end_by_the_scheduler_even_after_
 
             time.sleep(0.002)  # let the heal grace pass
     assert wiped and (run.status, run.reason) == ("complete", None)
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+
+
+def test_an_answer_of_an_unknown_shape_fails_its_kind_alone_and_the_run_ends_incomplete_naming_it(
+        sim: SimHandle, harness: Callable[[SimHandle], Harness], database_url: str) -> None:
+    sim.set_faults("unknown_shape", ratio=1.0, paths="/rest/v1.1/projects/[0-9]+/meetings")
+    h = harness(sim)
+    run = h.run(h.sync.start(None, ALL_PHASES))
+    assert run.status == "incomplete"
+    status = run_status(h.sync, run)
+    assert {r["kind"] for r in status["reasons"]} == {"meeting"}
+    assert all("unreadable answer" in r["reason"] for r in status["reasons"])
+    others = _differences(sim, database_url)
+    assert others["unexpected"] == [] and others["stale"] == []
+    assert others["missing"] and {key[0] for key in others["missing"]} == {"meeting"}
+    with h.sync.pool.connection() as conn:
+        later_phases = conn.execute("SELECT count(*) FROM fullsync_jobs WHERE run_id = %s AND phase > 2"
+                                    " AND outcome = 'paged'", (run.run_id,)).fetchone()
+        logged = conn.execute("SELECT count(*), min(detail->>'endpoint'), min(detail->>'sample')"
+                              " FROM sync_log WHERE action = 'unreadable_answer'").fetchone()
+        alert = conn.execute("SELECT count(*) FROM alerts WHERE alert_key = 'unreadable:meeting'"
+                             " AND status = 'open'").fetchone()
+    assert later_phases is not None and later_phases[0] > 0  # phases 3 and 4 went on
+    projects = len(sim.truth(kinds=["project"])["records"])
+    assert logged is not None and logged[0] == projects  # once per (project, kind)
+    assert "meetings" in logged[1] and logged[2].startswith('{"results":')
+    assert alert == (1,)
+    # a later run (the client or Procore fixed) asks again and completes
+    sim.clear_faults()
+    reopened = h.sync.start(None, ALL_PHASES)
+    h.sync.heal(reopened)
+    run = h.run(reopened)
+    assert (run.status, run.reason) == ("complete", None)
     assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}

@@ -369,3 +369,42 @@ def test_a_webhook_item_jobs_debounce_key_is_cleared_before_the_fetcher_handles_
     pipeline.drain()
     assert key_at_start == [0], "an update arriving during the fetch queues a fresh job"
     assert pipeline.fetcher.stats.handled >= 1 and pipeline.fetcher.stats.dead_lettered == 0
+
+
+def test_revisions_of_an_obsoleted_drawing_stay_live_through_reconciliation(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
+    pipeline = make_pipeline(sim)
+    pipeline.sync_everything()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT payload->>'drawing_id', project_id FROM drawing_revisions"
+                           " WHERE kind = 'drawing_revision' ORDER BY procore_id LIMIT 1").fetchone()
+    assert row is not None
+    sim.mutate("obsolete_drawing", id=int(row[0]), project_id=row[1])
+    _after_the_last_fetchs_second()
+    pipeline.scheduler.tick_reconcile()
+    pipeline.drain()
+    with psycopg.connect(database_url) as conn:
+        revisions = conn.execute("SELECT count(*), count(*) FILTER (WHERE is_deleted) FROM drawing_revisions"
+                                 " WHERE kind = 'drawing_revision' AND payload->>'drawing_id' = %s",
+                                 (row[0],)).fetchone()
+    assert revisions is not None and revisions[0] > 0 and revisions[1] == 0
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+
+
+def test_spec_section_revisions_are_synced_per_division_old_ones_kept_deleted_ones_soft_deleted(
+        sim: SimHandle, make_pipeline: Callable[[SimHandle], Pipeline], database_url: str) -> None:
+    pipeline = make_pipeline(sim)
+    project = min(r["id"] for r in sim.truth(["project"])["records"])
+    sim.mutate("create", "spec_section_revision", project_id=project)  # its section's old one is not current
+    pipeline.sync_everything()
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    gone = sim.mutate("delete", "spec_section_revision", project_id=project)[0]["id"]
+    _after_the_last_fetchs_second()
+    pipeline.scheduler.tick_family("spec_sections")
+    pipeline.drain()
+    replica = _replica(database_url)
+    assert replica[("spec_section_revision", gone, project)][1] is True
+    assert {k for k, (_h, d) in replica.items() if d} == {k for k, (_h, d) in _truth(sim).items() if d}
+    assert _differences(sim, database_url) == {"missing": [], "unexpected": [], "stale": []}
+    calls = [e for e in sim.ledger() if "specification_section_revisions" in e["path"]]
+    assert calls and all("specification_section_division_id=" in e["query"] for e in calls)

@@ -45,12 +45,18 @@ def every_page(client: requests.Session, sim: SimHandle, path: str, **params: An
     while True:
         answer = get(client, sim, path, page=page, **params)
         assert answer.status_code == 200, answer.text
-        body = answer.json()
-        chunk = body["data"] if isinstance(body, dict) else body
+        chunk = records_of(answer.json())
         if not chunk:
             return items
         items += chunk
         page += 1
+
+
+def records_of(body: Any) -> list[dict[str, Any]]:
+    """The records of a list answer: bare, v2 envelope, grouped or wrapped (meetings)."""
+    if isinstance(body, dict):
+        return list(body.get("data", body.get("meetings", [])))
+    return [m for element in body for m in (element["meetings"] if "group_title" in element else [element])]
 
 
 def test_pages_carry_total_per_page_and_link_headers(shared: SimHandle, client: requests.Session) -> None:
@@ -185,11 +191,11 @@ def test_daily_logs_without_dates_are_todays_and_windows_are_bounded(
     project = project_ids(client, shared)[0]
     path = f"/rest/v1.0/projects/{project}/daily_log_headers/index"
     today = datetime.now(UTC).date()
-    assert {h["date"] for h in get(client, shared, path).json()} == {today.isoformat()}
+    assert {h["log_date"] for h in get(client, shared, path).json()} == {today.isoformat()}
     week = get(
         client, shared, path, start_date=(today - timedelta(days=6)).isoformat(), end_date=today.isoformat()
     ).json()
-    assert len({h["date"] for h in week}) == 7
+    assert len({h["log_date"] for h in week}) == 7
     too_wide = get(
         client, shared, path, start_date=(today - timedelta(days=60)).isoformat(), end_date=today.isoformat()
     )
@@ -268,13 +274,17 @@ def _client_view(
                 for n in ("manpower", "notes", "weather", "delivery")
             ],
             ("meeting", f"/rest/v1.1/projects/{project}/meetings", {}),
-            ("change_event", "/rest/v1.1/change_events", {"project_id": project}),
+            ("change_event", "/rest/v1.0/change_events", {"project_id": project}),
             ("change_order_package", "/rest/v1.0/change_order_packages", {"project_id": project}),
             ("potential_change_order", "/rest/v1.0/potential_change_orders", {"project_id": project}),
             ("image", "/rest/v1.0/images", {"project_id": project}),
             ("image_category", "/rest/v1.0/image_categories", {"project_id": project}),
             ("document", f"/rest/v1.0/projects/{project}/documents", {}),
-            ("spec_section_revision", "/rest/v1.0/specification_section_revisions", {"project_id": project}),
+            *[("spec_section_revision", "/rest/v1.0/specification_section_revisions",
+               {"project_id": project, "specification_section_division_id": division["id"],
+                "all_revisions": "true"})
+              for division in every_page(client, sim, "/rest/v1.0/specification_section_divisions",
+                                         project_id=project)],
             ("task", "/rest/v1.0/tasks", {"project_id": project}),
         ]
         for kind, path, params in lists:
@@ -305,7 +315,7 @@ def test_deleted_records_show_in_their_kinds_documented_delete_signals(sim: SimH
         "submittal": (f"/rest/v1.1/projects/{project}/submittals/recycle_bin", {}),
         "meeting": (f"/rest/v1.1/projects/{project}/meetings", {"deleted_only": "true"}),
         "change_event": (
-            "/rest/v1.1/change_events",
+            "/rest/v1.0/change_events",
             {"project_id": project, "filters[include_deleted]": "only"},
         ),
         "change_order_package": (
@@ -326,9 +336,7 @@ def test_deleted_records_show_in_their_kinds_documented_delete_signals(sim: SimH
             "delete", kind, project_id=None if kind in ("vendor", "company_user") else project
         )
         deleted_id = changed[0]["id"]
-        answer = get(client, sim, path, **params).json()
-        # deleted_only answers the ungrouped wrapper its description promises, not the list shape.
-        shown = answer["meetings"] if kind == "meeting" else answer
+        shown = records_of(get(client, sim, path, **params).json())
         assert [r["id"] for r in shown] == [deleted_id], kind
         truth = next(r for r in sim.truth([kind])["records"] if r["id"] == deleted_id)
         assert truth["is_deleted"] and truth["payload_hash"] == payload_hash(shown[0]), kind
@@ -381,7 +389,7 @@ def test_a_forbidden_project_answers_403_everywhere_and_leaves_the_project_list(
     for path in (
         f"/rest/v1.0/projects/{project}/rfis",
         f"/rest/v1.0/images?project_id={project}",
-        f"/rest/v1.0/projects/{project}",
+        f"/rest/v1.0/projects/{project}?company_id={sim.company_id}",
     ):
         answer = client.get(sim.api_base + path, timeout=30)
         assert answer.status_code == 403 and "errors" in answer.json()
@@ -400,3 +408,58 @@ def test_records_created_during_pagination_appear_on_later_pages(sim: SimHandle)
     rest = every_page(client, sim, path, per_page=5)
     assert {c["id"] for c in made} <= {r["id"] for r in rest}
     assert first == rest[:5]
+
+
+def test_meetings_are_grouped_and_deleted_ones_come_in_the_ungrouped_wrapper(sim: SimHandle) -> None:
+    client = requests.Session()
+    client.headers.update(sim.headers())
+    project = project_ids(client, sim)[0]
+    path = f"/rest/v1.1/projects/{project}/meetings"
+    grouped = get(client, sim, path, per_page=1000).json()
+    assert grouped and all(set(g) == {"group_title", "meetings"} for g in grouped)
+    meetings = [m for g in grouped for m in g["meetings"]]
+    assert len(grouped) > 1 and len(meetings) == int(get(client, sim, path).headers["Total"])
+    gone = sim.mutate("delete", "meeting", project_id=project)[0]["id"]
+    wrapped = get(client, sim, path, deleted_only="true").json()
+    assert set(wrapped) == {"meetings"} and [m["id"] for m in wrapped["meetings"]] == [gone]
+
+
+def test_spec_section_revisions_need_a_division_and_list_current_ones_unless_all_revisions(
+        sim: SimHandle) -> None:
+    client = requests.Session()
+    client.headers.update(sim.headers())
+    project = project_ids(client, sim)[0]
+    path = "/rest/v1.0/specification_section_revisions"
+    sim.mutate("create", "spec_section_revision", project_id=project)  # the section's old one is not current
+    missing = get(client, sim, path, project_id=project)
+    assert missing.status_code == 400 and "specification_section_division_id" in missing.json()["errors"]
+    divisions = every_page(client, sim, "/rest/v1.0/specification_section_divisions", project_id=project)
+    assert divisions and all(isinstance(d["id"], int) for d in divisions)
+    current: list[dict[str, Any]] = []
+    every: list[dict[str, Any]] = []
+    for division in divisions:
+        query = {"project_id": project, "specification_section_division_id": division["id"]}
+        current += every_page(client, sim, path, **query)
+        every += every_page(client, sim, path, all_revisions="true", **query)
+        assert {r["specification_section_division_id"] for r in current + every} <= {
+            d["id"] for d in divisions}
+    truth = [r for r in sim.truth(["spec_section_revision"], project_id=project)["records"]
+             if not r["is_deleted"]]
+    assert sorted(r["id"] for r in every) == sorted(r["id"] for r in truth)
+    sections = sim.truth(["spec_section"], project_id=project)["records"]
+    assert 0 < len(current) < len(every) and len(current) <= len(sections)
+
+
+def test_revisions_of_an_obsolete_drawing_are_listed_only_with_with_obsolete(sim: SimHandle) -> None:
+    client = requests.Session()
+    client.headers.update(sim.headers())
+    project = project_ids(client, sim)[0]
+    path = f"/rest/v1.0/projects/{project}/drawing_revisions"
+    before = every_page(client, sim, path, per_page=1000)
+    drawing = sim.mutate("obsolete_drawing", "drawing", project_id=project)[0]["id"]
+    hidden = {r["id"] for r in before if r["drawing_id"] == drawing}
+    assert hidden
+    shown = every_page(client, sim, path, per_page=1000)
+    assert {r["id"] for r in shown} == {r["id"] for r in before} - hidden
+    assert {r["id"] for r in every_page(client, sim, path, per_page=1000, with_obsolete="true")} == {
+        r["id"] for r in before}

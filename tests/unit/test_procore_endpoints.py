@@ -28,7 +28,7 @@ def test_a_project_list_fills_the_path_and_the_query_from_its_template() -> None
     path, query = endpoint_for("rfi").list_request(company_id=7, project_id=42)
     assert (path, query) == ("/rest/v1.0/projects/42/rfis", {})
     path, query = endpoint_for("change_event").list_request(company_id=7, project_id=42)
-    assert (path, query) == ("/rest/v1.1/change_events", {"project_id": "42"})
+    assert (path, query) == ("/rest/v1.0/change_events", {"project_id": "42"})
     path, query = endpoint_for("project").list_request(company_id=7)
     assert query == {"company_id": "7", "filters[by_status]": "All"}
 
@@ -42,11 +42,23 @@ def test_drawings_are_listed_per_drawing_area_and_need_the_parent() -> None:
         spec.list_request(company_id=7, project_id=42)
 
 
+def test_spec_section_revisions_are_listed_per_division_with_every_revision() -> None:
+    spec = endpoint_for("spec_section_revision")
+    assert spec.scope is Scope.PARENT and spec.parent_kind is None
+    assert spec.parent_listing_request(company_id=7, project_id=42) == (
+        "/rest/v1.0/specification_section_divisions", {"project_id": "42"})
+    assert spec.list_request(company_id=7, project_id=42, parent_id=3) == (
+        "/rest/v1.0/specification_section_revisions",
+        {"project_id": "42", "specification_section_division_id": "3", "all_revisions": "true"})
+    with pytest.raises(ValueError, match="has no parent listing"):
+        endpoint_for("drawing").parent_listing_request(company_id=7, project_id=42)
+
+
 def test_show_paths_keep_the_scope_parameters_the_show_needs() -> None:
     assert endpoint_for("submittal").show_request(5, company_id=7, project_id=42) == (
         "/rest/v1.1/projects/42/submittals/5", {})
     assert endpoint_for("project").show_request(42, company_id=7) == (
-        "/rest/v1.1/projects/42", {"company_id": "7"})
+        "/rest/v1.0/projects/42", {"company_id": "7"})
     with pytest.raises(ValueError, match="no show endpoint"):
         endpoint_for("task").show_request(5, company_id=7, project_id=42)
 

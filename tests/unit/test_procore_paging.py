@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from eva00.errors import Retryable, Unreadable
 from eva00.procore.endpoints import EndpointSpec, Envelope, Scope, endpoint_for
-from eva00.procore.errors import ProcoreUnavailable
+from eva00.procore.errors import UnexpectedShape
 from eva00.procore.paging import Window, normalise_ids, page_params, parse_page
 
 RFI = endpoint_for("rfi")
@@ -69,9 +70,11 @@ def test_v2_envelopes_are_unwrapped_and_string_ids_become_ints() -> None:
                            "assignee": {"id": 5, "login": "x"}, "refs": [{"item_id": 9}]}]
 
 
-def test_a_body_that_is_not_a_list_is_a_retryable_error() -> None:
-    with pytest.raises(ProcoreUnavailable):
+def test_a_body_of_an_unknown_shape_is_unreadable_not_retryable() -> None:
+    with pytest.raises(UnexpectedShape) as caught:
         parse_page(RFI, {"error": "x"}, {}, page=1, per_page=10, seen_before=0)
+    assert isinstance(caught.value, Unreadable) and not isinstance(caught.value, Retryable)
+    assert caught.value.sample == '{"error":"x"}' and "/rfis" in caught.value.endpoint
 
 
 def test_an_id_that_is_not_a_number_is_kept_as_it_is() -> None:
