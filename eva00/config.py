@@ -142,6 +142,15 @@ def _comma_list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off; got {value!r}")
+
+
 def _intervals(value: str) -> dict[str, int]:
     """``rfis=60,submittals=60``: overrides of single entity families' poll intervals."""
     result = dict(DEFAULT_POLL_INTERVALS_S)
@@ -216,6 +225,9 @@ class Settings:
         "EVA00_SIM_PORT", _port, 8400, "Port of the embedded simulator's API and login host.")
     sim_storage_port: int = _setting(
         "EVA00_SIM_STORAGE_PORT", _port, 8402, "Port of the embedded simulator's storage host.")
+    sim_file_port: int = _setting(
+        "EVA00_SIM_FILE_PORT", _port, 8403,
+        "Port of the embedded simulator's file host (record file URLs; bearer token, then a redirect).")
     sim_projects: int = _setting(
         "EVA00_SIM_PROJECTS", _positive_int, 20, "Projects in the embedded simulator.")
     sim_items: int = _setting(
@@ -328,6 +340,25 @@ class Settings:
     storage_hosts: tuple[str, ...] = _setting(
         "EVA00_STORAGE_HOSTS", _comma_list, ("storage.procore.com",),
         "Hosts attachment links from cover sheets may be fetched from (https only).")
+    bearer_hosts: tuple[str, ...] = _setting(
+        "EVA00_BEARER_HOSTS", _comma_list, ("*.procore.com",),
+        "Besides the API and login hosts, the hosts a file URL may carry the bearer token to (https "
+        "only): host, host:port or *.domain. Embedded mode adds the simulator's file host.")
+    allow_loopback_urls: bool = _setting(
+        "EVA00_ALLOW_LOOPBACK_URLS", _flag, False,
+        "Allow http and loopback addresses (the simulator). Embedded mode turns it on; never in production.")
+    download_max_bytes: int = _setting(
+        "EVA00_DOWNLOAD_MAX_BYTES", _positive_int, 10 * 1024**3,
+        "A file larger than this fails (status failed, an alert) instead of filling the disk.")
+    download_deadline_s: float = _setting(
+        "EVA00_DOWNLOAD_DEADLINE_S", _positive_float, 6 * 3600.0,
+        "Longest one download attempt may take, redirects included.")
+    download_min_rate_bytes_s: int = _setting(
+        "EVA00_DOWNLOAD_MIN_RATE_BYTES_S", _positive_int, 16 * 1024,
+        "A download slower than this over EVA00_DOWNLOAD_RATE_WINDOW_S is cut (a slow drip).")
+    download_rate_window_s: float = _setting(
+        "EVA00_DOWNLOAD_RATE_WINDOW_S", _positive_float, 60.0,
+        "The window the minimum download rate is measured over.")
     # --- untrusted documents (thumbnails, text): PyMuPDF runs in a child process per file ---
     document_sandbox_memory_bytes: int = _setting(
         "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES", _positive_int, 1024 * 1024 * 1024,
@@ -400,6 +431,17 @@ class Settings:
     def login_base(self) -> str:
         return (f"http://127.0.0.1:{self.sim_port}" if self.embedded_simulator
                 else self.procore_login_base)
+
+    @property
+    def loopback_urls_allowed(self) -> bool:
+        """http and loopback addresses: the embedded simulator, or an explicit EVA00_ALLOW_LOOPBACK_URLS."""
+        return self.allow_loopback_urls or self.embedded_simulator
+
+    @property
+    def effective_bearer_hosts(self) -> tuple[str, ...]:
+        if self.embedded_simulator:
+            return (*self.bearer_hosts, f"127.0.0.1:{self.sim_file_port}")
+        return self.bearer_hosts
 
     @property
     def client_id(self) -> str:
@@ -500,6 +542,11 @@ class Settings:
             raise ConfigError("PROCORE_CLIENT_SECRET", "required when PROCORE_CLIENT_ID is set")
         if not self.procore_company_id:
             raise ConfigError("PROCORE_COMPANY_ID", "required when PROCORE_CLIENT_ID is set")
+        for variable, base in (("PROCORE_API_BASE", self.procore_api_base),
+                               ("PROCORE_LOGIN_BASE", self.procore_login_base)):
+            if base.startswith("http://") and not self.allow_loopback_urls:
+                raise ConfigError(variable, "plain http is allowed only with EVA00_ALLOW_LOOPBACK_URLS=1 "
+                                            "(a simulator on this machine)")
 
 
 def _raw_values(environ: Mapping[str, str] | None, dotenv: Path | None) -> dict[str, str]:

@@ -7,6 +7,7 @@ settings = load_or_exit()
 raise SystemExit(main([
     "--port", str(settings.sim_port),
     "--storage-port", str(settings.sim_storage_port),
+    "--file-port", str(settings.sim_file_port),
     "--company-id", str(SIM_COMPANY_ID),
     "--client-id", SIM_CLIENT_ID,
     "--client-secret", SIM_CLIENT_SECRET,

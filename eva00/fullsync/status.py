@@ -34,7 +34,13 @@ from eva00.replica import files
 def api_hosts(settings: Settings) -> frozenset[str]:
     """Hosts whose file links are API requests (the first hop of a download counts against the
     rate limit); links elsewhere go straight to storage and cost no API budget."""
-    return frozenset({netloc_of(settings.api_base), netloc_of(settings.login_base)})
+    hosts = {netloc_of(settings.api_base), netloc_of(settings.login_base)}
+    api_host = netloc_of(settings.api_base).rsplit(":", 1)[0]
+    if settings.loopback_urls_allowed and api_host in ("127.0.0.1", "localhost"):
+        # The simulator's file host: the API's loopback name on a port of its own (a LIKE pattern),
+        # as the URL policy lets it carry the token; its hop is rate limited like the API's.
+        hosts.add(f"{api_host}:%")
+    return frozenset(hosts)
 
 
 def run_status(sync: FullSync, run: Run, now_s: float | None = None) -> dict[str, Any]:

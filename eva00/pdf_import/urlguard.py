@@ -1,5 +1,8 @@
 """The SSRF guard for links found in PDFs: only https, only allowlisted hosts, no private targets.
 
+It applies the product's one URL policy (``eva00/procore/urlpolicy.py``: the URL parsed as urllib3
+parses it, the same public-address rule) with an allowlist of its own on top.
+
 A cover sheet is a document anyone could have edited; its links are attacker-controlled input.
 ``check_url`` admits a URL only when:
 
@@ -31,7 +34,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
+
+import urllib3
+from urllib3.exceptions import LocationParseError
+
+from eva00.procore.urlpolicy import is_public
 
 Resolver = Callable[..., list[tuple[Any, ...]]]
 
@@ -104,15 +112,17 @@ def check_url(url: str, allowlist: Allowlist | Iterable[str],
     if _UNSAFE_CHARS.search(url):
         raise UrlRefused(url, "malformed URL (whitespace, control characters or backslashes)")
     try:
-        parts = urlsplit(url)
+        # The HTTP library's own parser: the host judged is the host connected to.
+        parts = urllib3.util.parse_url(url)
         port = parts.port or 443
-        host = (parts.hostname or "").rstrip(".")
+        host = (parts.host or "").strip("[]").rstrip(".")
         host = host.encode("idna").decode("ascii").lower() if host else ""
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, LocationParseError):
         raise UrlRefused(url, "malformed URL") from None
-    if parts.scheme.lower() != "https":
-        raise UrlRefused(url, f"scheme {parts.scheme or '(none)'!r} is not https")
-    if parts.username is not None or parts.password is not None:
+    scheme = (parts.scheme or "").lower()
+    if scheme != "https":
+        raise UrlRefused(url, f"scheme {scheme or '(none)'!r} is not https")
+    if parts.auth is not None or "@" in (parts.netloc or ""):
         raise UrlRefused(url, "credentials in the URL")
     if not host:
         raise UrlRefused(url, "no host")
@@ -124,7 +134,7 @@ def check_url(url: str, allowlist: Allowlist | Iterable[str],
         for address in addresses:
             if not _is_public(address):
                 raise UrlRefused(url, f"host {host} resolves to a non-public address {address}")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = parts.request_uri or "/"
     return SafeUrl(url, host, port, target, addresses)
 
 
@@ -144,12 +154,7 @@ def _resolve(url: str, host: str, port: int, resolver: Resolver) -> tuple[str, .
 
 
 def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if mapped is not None and not _is_public(str(mapped)):
-            return False
-    return ip.is_global and not ip.is_multicast
+    return is_public(address)
 
 
 # --- fetching through the guard ---

@@ -12,7 +12,8 @@ answer, read the server's rate headers, then act on ``errors.classify``:
 - other 4xx: ProcoreRequestFailed (Fatal) at once.
 
 When attempts run out, or a wait would pass the caller's deadline, ProcoreUnavailable (Retryable)
-carries the delay. The bearer token goes only to the configured API and login hosts.
+carries the delay. The bearer token goes only where the URL policy allows (urlpolicy.py: the API
+and login hosts and EVA00_BEARER_HOSTS), and every connection goes to an address it checked.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from eva00.procore.errors import (
 )
 from eva00.procore.limiter import BudgetClass, Grant, LimiterTimeout, RateLimiter
 from eva00.procore.metrics import Metrics, endpoint_label
+from eva00.procore.urlpolicy import UrlPolicy
 from eva00.runtime.backoff import capped_backoff_s
 
 log = logging.getLogger(__name__)
@@ -94,16 +96,16 @@ class ProcoreClient:
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic, rand: Callable[[], float] = random.random,
                  max_attempts: int = 6, backoff_base_s: float = 0.5, low_water_fraction: float = 0.03,
-                 default_pause_s: float = 60.0) -> None:
+                 default_pause_s: float = 60.0, policy: UrlPolicy | None = None) -> None:
         self.settings = settings
+        self.policy = policy or UrlPolicy.from_settings(settings)
         self.auth, self.limiter, self.circuit, self.metrics = auth, limiter, circuit, metrics
-        self.session = session or requests.Session()
+        self.session = self.policy.mount(session or requests.Session())
         self.clock, self.sleep, self.monotonic, self.rand = clock, sleep, monotonic, rand
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.low_water_fraction = low_water_fraction
         self.default_pause_s = default_pause_s
-        self.token_hosts = frozenset({netloc_of(settings.api_base), netloc_of(settings.login_base)})
         self.last_grant: Grant | None = None  # the limiter's answer to the latest attempt
 
     # --- the surface ---
@@ -111,7 +113,7 @@ class ProcoreClient:
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith("/"):
             return self.settings.api_base + path_or_url
-        if netloc_of(path_or_url) not in self.token_hosts:
+        if not self.policy.may_carry_token(path_or_url):
             raise UnsafeUrl(f"refusing to send the Procore token to {redact_url(path_or_url)}")
         return path_or_url
 

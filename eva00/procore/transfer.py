@@ -1,13 +1,17 @@
-"""The one download path: redirects followed by hand (the token only ever goes to Procore's hosts),
-resume with Range + If-Range from a stable temp file, SHA-256 computed while writing, and the
-verdicts the downloader stage acts on (a failed attempt, an unusable link, a start-over).
+"""The one download path: redirects followed by hand (the token only ever goes where the URL policy
+allows), resume with Range + If-Range from a stable temp file, SHA-256 computed while writing, the
+limits of one download, and the verdicts the downloader stage acts on (a failed attempt, an unusable
+link, a start-over).
 
 A record's file URL on a Procore host needs the token and answers with a redirect to signed
-storage. Each hop is checked: a hop on a configured Procore host goes through ProcoreClient (rate
-limited, authorised); any other host gets no token at all, and only over https unless it is one
-of the ``plain_http_hosts`` (the simulator's loopback storage). URLs in errors and logs lose their
-query strings, which carry signatures. Where the bytes go is the caller's: ``TempFiles`` names the
-temp file of a download (the replica's FileStore is one), so this client knows nothing of storage.
+storage. Each hop is judged by the URL policy (urlpolicy.py) before it is requested: a malformed
+URL, user-info, a backslash or a non-https scheme ends the download; a hop that may carry the token
+goes through ProcoreClient (rate limited, authorised); any other host gets no token at all. Every
+connection goes to an address the policy checked (no private, loopback or link-local targets). A
+download stops at ``DownloadLimits``: its size, its overall deadline and a minimum rate over a
+window (a slow drip), and free disk is re-checked while it is written. URLs in errors and logs lose
+their query strings, which carry signatures. Where the bytes go is the caller's: ``TempFiles`` names
+the temp file of a download (the replica's FileStore is one), so this client knows nothing of storage.
 """
 
 from __future__ import annotations
@@ -17,19 +21,22 @@ import json
 import logging
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
 
+from eva00.config import Settings
 from eva00.procore.errors import ProcoreRequestFailed, UnsafeUrl, redact_url
-from eva00.procore.http import ProcoreClient, netloc_of
+from eva00.procore.http import ProcoreClient
+from eva00.procore.urlpolicy import UrlRefused, shown
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,63 @@ class LinkUnusable(Exception):
         self.expired = expired
 
 
+class LimitExceeded(LinkUnusable):
+    """The file broke a download limit (too large, too slow, past its deadline): it fails for good
+    with the reason, and the caller raises an alert."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, expired=False)
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    max_bytes: int = 10 * 1024**3
+    deadline_s: float = 6 * 3600.0  # one attempt, redirects included
+    min_rate_bytes_s: int = 16 * 1024  # over each rate window
+    rate_window_s: float = 60.0
+    space_check_bytes: int = 64 * 1024**2  # free disk is checked again after this many bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DownloadLimits:
+        return cls(max_bytes=settings.download_max_bytes, deadline_s=settings.download_deadline_s,
+                   min_rate_bytes_s=settings.download_min_rate_bytes_s,
+                   rate_window_s=settings.download_rate_window_s)
+
+
+class _Pace:
+    """Where one attempt stands against its limits; ``add`` raises LimitExceeded."""
+
+    def __init__(self, limits: DownloadLimits, deadline_at: float, monotonic: Callable[[], float],
+                 check_space: Callable[[], None]) -> None:
+        self.limits, self.deadline_at, self.monotonic = limits, deadline_at, monotonic
+        self.check_space = check_space
+        self.window_start = monotonic()
+        self.window_bytes = 0
+        self.unchecked_bytes = 0
+
+    def add(self, size_bytes: int, total_bytes: int, url: str) -> None:
+        now = self.monotonic()
+        if total_bytes > self.limits.max_bytes:
+            raise LimitExceeded(f"the file is larger than {self.limits.max_bytes} bytes "
+                                f"(EVA00_DOWNLOAD_MAX_BYTES): {redact_url(url)}")
+        if now > self.deadline_at:
+            raise LimitExceeded(f"the download passed its deadline of {self.limits.deadline_s:.0f} s "
+                                f"(EVA00_DOWNLOAD_DEADLINE_S): {redact_url(url)}")
+        self.window_bytes += size_bytes
+        elapsed = now - self.window_start
+        if elapsed >= self.limits.rate_window_s:
+            rate = self.window_bytes / elapsed
+            if rate < self.limits.min_rate_bytes_s:
+                raise LimitExceeded(f"the download ran at {rate:.0f} bytes/s, below the minimum of "
+                                    f"{self.limits.min_rate_bytes_s} (EVA00_DOWNLOAD_MIN_RATE_BYTES_S): "
+                                    f"{redact_url(url)}")
+            self.window_start, self.window_bytes = now, 0
+        self.unchecked_bytes += size_bytes
+        if self.unchecked_bytes >= self.limits.space_check_bytes:
+            self.unchecked_bytes = 0
+            self.check_space()
+
+
 class _StartOver(Exception):
     """The partial file belongs to another representation: restart from byte 0."""
 
@@ -106,23 +170,30 @@ def _open_binary(path: Path, mode: str) -> BinaryIO:
 
 class Transfer:
     def __init__(self, client: ProcoreClient, store: TempFiles, *, session: requests.Session | None = None,
-                 plain_http_hosts: frozenset[str] = frozenset(), chunk_bytes: int = 1 << 20,
-                 max_redirects: int = 5, opener: Callable[[Path, str], BinaryIO] = _open_binary) -> None:
+                 limits: DownloadLimits | None = None, check_space: Callable[[], None] = lambda: None,
+                 chunk_bytes: int = 1 << 20, max_redirects: int = 5,
+                 opener: Callable[[Path, str], BinaryIO] = _open_binary,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.client, self.store = client, store
+        self.policy = client.policy
         self.opener = opener  # how temp files are opened (tests inject a full disk)
-        self.session = session or requests.Session()
-        self.plain_http_hosts = frozenset(h.lower() for h in plain_http_hosts)
+        self.session = self.policy.mount(session or requests.Session())
+        self.limits = limits or DownloadLimits.from_settings(client.settings)
+        self.check_space = check_space  # raises when free disk runs low while a file is written
         self.chunk_bytes, self.max_redirects = chunk_bytes, max_redirects
+        self.monotonic = monotonic
 
     def fetch(self, url: str, name: str, *, budget: str, renew: Callable[[], None] = lambda: None) -> Fetched:
         """Download ``url`` into the temp file ``name`` (alphanumeric, ours), resuming it if a
         validator was kept; raises TransferFailed or LinkUnusable."""
         partial = self._load(name)
         fresh = partial is None or not partial.storage_url
+        deadline_at = self.monotonic() + self.limits.deadline_s
         for _round in range(4):
             start_url = url if fresh or partial is None else partial.storage_url
+            pace = _Pace(self.limits, deadline_at, self.monotonic, self.check_space)
             try:
-                return self._once(start_url, name, partial, budget, renew)
+                return self._once(start_url, name, partial, budget, renew, pace)
             except SignedUrlExpired:
                 if fresh:
                     raise LinkUnusable(f"storage refused a freshly signed URL for {redact_url(url)}",
@@ -132,6 +203,8 @@ class Transfer:
             except _StartOver:
                 partial = None
                 self.forget(name, drop_temp=True)
+            except UrlRefused as exc:
+                raise LinkUnusable(str(exc), expired=False) from None
             except ProcoreRequestFailed as exc:
                 if exc.status in (403, 404, 410):
                     raise LinkUnusable(f"the link answered {exc.status}: {redact_url(url)}",
@@ -149,7 +222,7 @@ class Transfer:
     # --- one request ---
 
     def _once(self, url: str, name: str, partial: Partial | None, budget: str,
-              renew: Callable[[], None]) -> Fetched:
+              renew: Callable[[], None], pace: _Pace) -> Fetched:
         temp = self._temp_path(name)
         offset = temp.stat().st_size if partial is not None and temp.exists() else 0
         headers = {"Range": f"bytes={offset}-", "If-Range": partial.etag} if partial and offset else {}
@@ -162,12 +235,13 @@ class Transfer:
             whole = self._range_of(response, offset) if status == 206 else None
             start = offset if whole is not None else 0
             total = _int(response.headers.get("Content-Length"))
+            pace.add(0, start + (total or 0), final_url)
             etag = response.headers.get("ETag", "")
             if etag and not etag.startswith("W/"):
                 self._save(name, Partial(etag, final_url if self._is_storage(final_url) else ""))
             else:
                 self.forget(name)
-            sha256, size = self._write(response, temp, start, renew)
+            sha256, size = self._write(response, temp, start, renew, pace, final_url)
         if total is not None and size - start != total:
             raise TransferFailed(f"the body had {size - start} bytes, Content-Length said {total}")
         if whole is not None and whole.total is not None and size != whole.total:
@@ -177,7 +251,8 @@ class Transfer:
     def _open(self, url: str, headers: dict[str, str], budget: str) -> tuple[requests.Response, str]:
         current = url
         for _hop in range(self.max_redirects + 1):
-            if netloc_of(current) in self.client.token_hosts:
+            self.policy.check(current)  # every hop: UrlRefused ends the download
+            if self.policy.may_carry_token(current):
                 response = self.client.request("GET", current, budget=budget, headers=headers, stream=True,
                                                endpoint="files")
             else:
@@ -192,18 +267,15 @@ class Transfer:
         raise LinkUnusable(f"more than {self.max_redirects} redirects from {redact_url(url)}", expired=False)
 
     def _storage_get(self, url: str, headers: dict[str, str]) -> requests.Response:
-        parts = urlsplit(url)
-        if parts.scheme != "https" and (parts.hostname or "").lower() not in self.plain_http_hosts:
-            raise LinkUnusable(f"refusing a non-https file host: {redact_url(url)}", expired=False)
         try:
-            # No Authorization here, ever: the token belongs to the Procore hosts alone.
+            # No Authorization here, ever: the token belongs to the bearer hosts alone.
             return self.session.get(url, headers=headers, stream=True, allow_redirects=False,
                                     timeout=self.client.settings.http_timeout_s)
         except requests.RequestException as exc:
-            raise TransferFailed(f"storage unreachable ({type(exc).__name__}): {redact_url(url)}") from None
+            raise TransferFailed(f"storage unreachable ({type(exc).__name__}): {shown(url)}") from None
 
     def _is_storage(self, url: str) -> bool:
-        return netloc_of(url) not in self.client.token_hosts
+        return not self.policy.may_carry_token(url)
 
     def _check(self, status: int, url: str) -> None:
         if status in (200, 206):
@@ -230,30 +302,46 @@ class Transfer:
         if response.headers.get("ETag", "") != partial.etag or total != str(offset):
             raise _StartOver()
         temp = self._temp_path(name)
-        sha256, size = self._write(None, temp, offset, lambda: None)
+        sha256, size = self._write(None, temp, offset, lambda: None, None, "")
         return Fetched(name, temp, sha256, size, _media_type(response, fallback=""), offset)
 
     def _write(self, response: requests.Response | None, temp: Path, start: int,
-               renew: Callable[[], None]) -> tuple[str, int]:
+               renew: Callable[[], None], pace: _Pace | None, url: str) -> tuple[str, int]:
         digest = hashlib.sha256()
         with self.opener(temp, "r+b" if temp.exists() else "w+b") as out:
             _hash_prefix(out, start, digest, self.chunk_bytes)
             out.seek(start)
             out.truncate()
-            if response is not None:
+            if response is not None and pace is not None:
                 with _BackgroundHash(digest) as hashing:
-                    for chunk in self._chunks(response):
+                    for chunk in self._chunks(response, pace, start, url, renew):
                         out.write(chunk)  # ENOSPC propagates as OSError: the disk guard's business
                         hashing.update(chunk)
-                        renew()
             return digest.hexdigest(), out.tell()
 
-    def _chunks(self, response: requests.Response) -> Iterator[bytes]:
-        try:
-            # Raw bytes as stored (no Content-Encoding decoding), so lengths and hashes are the file's.
-            yield from response.raw.stream(self.chunk_bytes, decode_content=False)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError) as exc:
-            raise TransferFailed(f"download interrupted ({type(exc).__name__})") from None
+    def _chunks(self, response: requests.Response, pace: _Pace, start: int, url: str,
+                renew: Callable[[], None]) -> Iterator[bytes]:
+        """The body in pieces of about ``chunk_bytes``, each socket read judged against the limits
+        (read1 returns after one read, so a slow drip is measured as it drips)."""
+        buffered: list[bytes] = []
+        buffered_bytes, total = 0, start
+        while True:
+            try:
+                # Raw bytes as stored (no Content-Encoding decoding): lengths and hashes are the file's.
+                piece = response.raw.read1(self.chunk_bytes, decode_content=False)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError) as exc:
+                raise TransferFailed(f"download interrupted ({type(exc).__name__})") from None
+            total += len(piece)
+            pace.add(len(piece), total, url)
+            renew()
+            if piece:
+                buffered.append(piece)
+                buffered_bytes += len(piece)
+            if buffered and (not piece or buffered_bytes >= self.chunk_bytes):
+                yield b"".join(buffered)
+                buffered, buffered_bytes = [], 0
+            if not piece:
+                return
 
     # --- resume state ---
 

@@ -28,6 +28,7 @@ def settings_for_simulator(settings: Settings, *, api_base: str, login_base: str
     changes: dict[str, object] = dict(
         procore_client_id=client_id, procore_client_secret=client_secret, procore_company_id=company_id,
         procore_api_base=api_base, procore_login_base=login_base, poll_safety_margin_s=0.001,
+        allow_loopback_urls=True,
         poll_lookback_s=5.0, stream_block_ms=10)
     if unlimited:
         changes.update(rate_burst=500, rate_refill_per_s=500.0, rate_window_max=100_000,

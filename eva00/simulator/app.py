@@ -106,6 +106,34 @@ class Simulator(SimState):
                            authorization_present=req.header("Authorization") is not None,
                            limited=bool(req.meta.get("limited")), fault=req.meta.get("fault"))
 
+    # --- the file host ---
+
+    def handle_files(self, req: Request) -> Response:
+        """Record file URLs: 401 without a valid bearer token, otherwise (within the rate limit,
+        which the file host shares with the API) a 302 to a signed storage URL."""
+        token_text = bearer(req, False)
+        access, why = self.oauth.lookup(token_text) if token_text else (None, "The access token is missing")
+        req.meta["token_id"] = access.token_id if access else None
+        decision = self.limiter.check((access.client_id if access else "anonymous",
+                                       req.header("Procore-Company-Id") or "-"))
+        if not decision.allowed:
+            req.meta["limited"] = True
+            return Response(429, OVER_LIMIT.encode(), [*decision.headers(),
+                            ("Retry-After", str(decision.retry_after_s))], content_type="text/plain")
+        if access is None or why:
+            return error(401, why or "The access token is invalid",
+                         [("WWW-Authenticate", 'Bearer realm="Procore", error="invalid_token"')])
+        response = storage.file_redirect(self, req)
+        response.headers += decision.headers()
+        return response
+
+    def record_files(self, req: Request, response: Response, sent: int) -> None:
+        self.ledger.record(t=req.received_at, method=req.method, path=req.path, query=req.raw_query,
+                           status=response.status, company_id=req.header("Procore-Company-Id"),
+                           token_id=req.meta.get("token_id"), bytes=sent, host="files",
+                           authorization_present=req.header("Authorization") is not None,
+                           limited=bool(req.meta.get("limited")), fault=req.meta.get("fault"))
+
     # --- the storage host ---
 
     def handle_storage(self, req: Request) -> Response:

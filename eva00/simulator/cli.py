@@ -1,9 +1,10 @@
 """`eva00 sim` / `python -m eva00.simulator`: start the Procore simulator.
 
-API and login share one server (``http://HOST:PORT``); files are served by a second one
-(``http://STORAGE_HOST:STORAGE_PORT``, by default the other loopback name, so it is a different
-host to any client). With ``--ready-file`` the bases and pid are written as JSON once both serve.
-SIGTERM or SIGINT stops both servers and exits 0.
+API and login share one server (``http://HOST:PORT``); record file URLs point at the file host
+(``http://HOST:FILE_PORT``: the bearer token, then a redirect), whose redirects go to the storage
+host (``http://STORAGE_HOST:STORAGE_PORT``, by default the other loopback name, so it is a different
+host to any client). With ``--ready-file`` the bases and pid are written as JSON once all serve.
+SIGTERM or SIGINT stops the servers and exits 0.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=d.port, help="API and login port (0 = any free port)")
     p.add_argument("--storage-port", type=int, default=d.storage_port,
                    help="storage host port (0 = any free port)")
+    p.add_argument("--file-port", type=int, default=d.file_port,
+                   help="file host port, where record file URLs point (0 = any free port)")
     p.add_argument("--storage-link-host", default="",
                    help="host name in signed storage URLs (default: the other loopback name than --host)")
     p.add_argument("--company-id", type=int, default=d.company_id, help="the one company's id")
@@ -77,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> SimOptions:
     rate_off = str(args.rate_limit).strip().lower() == "off"
     options = SimOptions(
-        host=args.host, port=args.port, storage_port=args.storage_port, company_id=args.company_id,
+        host=args.host, port=args.port, storage_port=args.storage_port, file_port=args.file_port,
+        company_id=args.company_id,
         client_id=args.client_id, client_secret=args.client_secret, projects=args.projects,
         items=args.items, seed=args.seed, file_size_bytes=args.file_size_bytes,
         anchor_epoch=args.anchor_epoch,
@@ -109,10 +113,11 @@ def main(argv: list[str] | None) -> int:
     try:
         api_server = SimServer((options.host, options.port), _starting, _unrecorded)
         storage_server = SimServer((options.host, options.storage_port), _starting, _unrecorded)
+        file_server = SimServer((options.host, options.file_port), _starting, _unrecorded)
     except OSError as exc:
         print(f"eva00 sim: cannot listen: {exc}", file=sys.stderr)
         return 3
-    return _serve(options, api_server, storage_server, args.ready_file, started)
+    return _serve(options, (api_server, storage_server, file_server), args.ready_file, started)
 
 
 def _starting(req: Request) -> Response:
@@ -123,24 +128,27 @@ def _unrecorded(req: Request, response: Response, sent: int) -> None:
     return None
 
 
-def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer, ready: Path | None,
+def _serve(options: SimOptions, servers: tuple[SimServer, SimServer, SimServer], ready: Path | None,
            started: float) -> int:
     from eva00.simulator.app import Simulator
 
+    api_server, storage_server, file_server = servers
     api_base = f"http://{options.host}:{api_server.port}"
     storage_base = f"http://{options.link_host()}:{storage_server.port}"
+    file_base = f"http://{options.host}:{file_server.port}"
     try:
-        sim = Simulator(options, api_base, storage_base)
+        sim = Simulator(options, api_base, storage_base, file_base)
     except OptionError as exc:  # a value only the generated data can check (--tools-off ids)
         print(f"eva00 sim: {exc}", file=sys.stderr)
-        for server in (api_server, storage_server):
+        for server in (api_server, storage_server, file_server):
             server.server_close()
         return 2
     api_server.handler, api_server.recorder = sim.handle_api, sim.record_api
-    api_server.clock = storage_server.clock = sim.now
+    api_server.clock = storage_server.clock = file_server.clock = sim.now
     storage_server.handler, storage_server.recorder = sim.handle_storage, sim.record_storage
+    file_server.handler, file_server.recorder = sim.handle_files, sim.record_files
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-               for s in (api_server, storage_server)]
+               for s in servers]
     for thread in threads:
         thread.start()
     sim.start()
@@ -149,22 +157,22 @@ def _serve(options: SimOptions, api_server: SimServer, storage_server: SimServer
         signal.signal(signum, lambda *_: stop.set())
     if ready is not None:
         info = {"api_base": api_base, "login_base": api_base, "storage_base": storage_base,
-                "pid": os.getpid()}
+                "file_base": file_base, "pid": os.getpid()}
         tmp = ready.with_suffix(ready.suffix + ".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(ready)
     logging.getLogger("eva00.simulator").info(
-        "serving API and login on %s, storage on %s: %d projects, %d records, %d files, ready in %.2f s",
-        api_base, storage_base, options.projects, sim.store.count(), len(sim.blobs),
-        time.monotonic() - started)
+        "serving API and login on %s, files on %s, storage on %s: %d projects, %d records, %d files, "
+        "ready in %.2f s", api_base, file_base, storage_base, options.projects, sim.store.count(),
+        len(sim.blobs), time.monotonic() - started)
     stop.wait()
     sim.stop()
-    # Both servers at once: each shutdown waits out its serve loop's poll interval.
-    closing = [threading.Thread(target=s.shutdown) for s in (api_server, storage_server)]
+    # All servers at once: each shutdown waits out its serve loop's poll interval.
+    closing = [threading.Thread(target=s.shutdown) for s in servers]
     for thread in closing:
         thread.start()
     for thread in closing:
         thread.join()
-    for server in (api_server, storage_server):
+    for server in servers:
         server.server_close()
     return 0

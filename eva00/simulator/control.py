@@ -28,6 +28,7 @@ Handler = Callable[["SimState", Request, "re.Match[str]"], Response]
 def health(sim: SimState, req: Request, m: re.Match[str]) -> Response:
     return json_response(200, {"ok": True, "records": sim.store.count(), "files": len(sim.blobs),
                                "api_base": sim.api_base, "storage_base": sim.storage_base,
+                               "file_base": sim.file_base,
                                "company_id": sim.options.company_id})
 
 

@@ -3,8 +3,9 @@ requests it hits, an optional count after which it ends, and an optional path pa
 
 API modes: 5xx, 503 (with Retry-After), slow, truncate, malformed_json, wrong_total, reset,
 unknown_shape (a 200 JSON answer wrapped as {"results": ...}, a form no published endpoint declares).
-Storage modes: ignore_range, wrong_length, etag_change (plus slow, truncate, reset, 5xx, 503 when
-``host`` is "storage").
+Storage modes: ignore_range, wrong_length, etag_change, endless (a body that never ends, without a
+Content-Length), drip (the body a few bytes every ``delay_s``) (plus slow, truncate, reset, 5xx, 503
+when ``host`` is "storage").
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 API_MODES = frozenset({"5xx", "503", "slow", "truncate", "malformed_json", "wrong_total", "reset",
                        "unknown_shape"})
-STORAGE_MODES = frozenset({"ignore_range", "wrong_length", "etag_change"})
+STORAGE_MODES = frozenset({"ignore_range", "wrong_length", "etag_change", "endless", "drip"})
 MODES = API_MODES | STORAGE_MODES
 
 

@@ -72,7 +72,7 @@ class Ledger:
     def figures(self) -> dict[str, Any]:
         with self._lock:
             return {"requests_total": self._seq, "api_requests": self.by_host["api"],
-                    "storage_requests": self.by_host["storage"],
+                    "storage_requests": self.by_host["storage"], "file_requests": self.by_host["files"],
                     "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
                     "bytes_served": self.bytes_served, "rate_limited": self.rate_limited,
                     "token_leaks": self.token_leaks, "faults_injected": self.faults_injected}

@@ -59,6 +59,7 @@ class SimOptions:
     host: str = "127.0.0.1"
     port: int = 8400
     storage_port: int = 8402
+    file_port: int = 8403  # the file host (record file URLs), on --host like the API
     company_id: int = 1000
     client_id: str = "eva00-sim-client"
     client_secret: str = "eva00-sim-secret"
@@ -124,8 +125,8 @@ class SimOptions:
             setattr(self, f.name, getattr(staged, f.name))
 
 
-_FIXED = {"host", "port", "storage_port", "company_id", "client_id", "client_secret", "projects",
-          "items", "seed", "anchor_epoch", "tools_off"}
+_FIXED = {"host", "port", "storage_port", "file_port", "company_id", "client_id", "client_secret",
+          "projects", "items", "seed", "anchor_epoch", "tools_off"}
 
 
 def _set(target: SimOptions, key: str, value: Any) -> None:

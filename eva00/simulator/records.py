@@ -41,7 +41,7 @@ class World:
     """What builders draw on: the seeded generator, id counters, people and files."""
 
     rng: random.Random
-    api_base: str
+    file_base: str  # the file host: record file URLs point here (bearer token, then a redirect)
     blobs: BlobRegistry
     file_size_bytes: int
     company_id: int
@@ -71,7 +71,7 @@ class World:
         return {"id": chosen["id"], "name": chosen["name"]}
 
     def file_url(self, file_id: int) -> str:
-        return f"{self.api_base}/rest/v1.0/files/{file_id}/download"
+        return f"{self.file_base}/rest/v1.0/files/{file_id}/download"
 
     def new_file(self, fmt: str, title: str, scale: float = 1.0) -> dict[str, Any]:
         size = int(self.file_size_bytes * scale * self.rng.uniform(0.5, 1.5))

@@ -29,16 +29,17 @@ class SimState:
     the request ledger, webhooks and churn. The request handlers take this; app.Simulator adds the
     gatekeepers every request passes."""
 
-    def __init__(self, options: SimOptions, api_base: str, storage_base: str) -> None:
+    def __init__(self, options: SimOptions, api_base: str, storage_base: str, file_base: str = "") -> None:
         self.options = options
         self.api_base = api_base
         self.storage_base = storage_base
+        self.file_base = file_base or api_base
         self.started_at = time.time()
         self.last_modified = formatdate(self.started_at, usegmt=True)
         self.sign_key = secrets.token_bytes(32)
         self.blobs = BlobRegistry()
         self.store = Store(options.company_id, self.blobs)
-        self.world = World(random.Random(options.seed), api_base, self.blobs, options.file_size_bytes,
+        self.world = World(random.Random(options.seed), self.file_base, self.blobs, options.file_size_bytes,
                            options.company_id)
         # The data is generated in the server's time, like its Date headers: with a skewed clock
         # the newest daily log is the server's today, not the host's (they differ near midnight).

@@ -1,4 +1,5 @@
-"""The storage host: signed, expiring blob URLs with Range, If-Range, strong ETags and HEAD.
+"""The storage host: signed, expiring blob URLs with Range, If-Range, strong ETags and HEAD; and the
+file host's redirect to it (``file_redirect``).
 
 It refuses any request that carries an Authorization header (400, S3's InvalidArgument), and the
 ledger counts it as a token leak: a client must never send its Procore token here. Errors use S3's
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from eva00.simulator.blobs import Blob, sign
@@ -64,6 +66,20 @@ def handle(sim: SimState, req: Request) -> Response:
     return serve_blob(sim, req, blob)
 
 
+FILE_PATH = re.compile(r"/rest/v1\.0/files/(\d+)/download\Z")
+
+
+def file_redirect(sim: SimState, req: Request) -> Response:
+    """The file host's answer to an authorised request: 302 to a freshly signed storage URL."""
+    match = FILE_PATH.match(req.path)
+    blob = sim.blobs.get(int(match.group(1))) if match else None
+    if blob is None:
+        return Response(404, b'{"errors":"File not found"}')
+    if req.method not in ("GET", "HEAD"):
+        return Response(405, b'{"errors":"Method not allowed"}', [("Allow", "GET, HEAD")])
+    return Response(302, b"", [("Location", sim.signed_url(blob.file_id)), ("Cache-Control", "no-store")])
+
+
 def _check_signature(sim: SimState, file_id: int, req: Request) -> Response | None:
     expires_text, signature = req.q("expires"), req.q("sig")
     if not expires_text or not signature or not expires_text.isdigit():
@@ -83,7 +99,8 @@ def serve_blob(sim: SimState, req: Request, blob: Blob) -> Response:
                ("Content-Disposition", f'attachment; filename="{blob.filename}"')]
     wanted = req.header("Range")
     if_range = req.header("If-Range")
-    fault = sim.faults.pick("storage", req.path, frozenset({"ignore_range", "wrong_length", "truncate"}))
+    fault = sim.faults.pick("storage", req.path, frozenset({"ignore_range", "wrong_length", "truncate",
+                                                            "endless", "drip"}))
     if fault is not None:
         req.meta["fault"] = fault.mode
     if fault is not None and fault.mode == "ignore_range":
@@ -102,11 +119,32 @@ def serve_blob(sim: SimState, req: Request, blob: Blob) -> Response:
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
     response = Response(status, blob.read(start, end), headers, content_type=blob.content_type,
                         length=end - start)
+    if fault is not None and fault.mode == "endless":
+        response.body, response.length = _endless(blob), -1
+    elif fault is not None and fault.mode == "drip":
+        response.body = _drip(blob.read(start, end), fault.delay_s)
     if fault is not None and fault.mode == "wrong_length":
         response.length, response.action = end - start + 1024, "close"
     elif fault is not None and fault.mode == "truncate":
         response.action = "truncate"
     return response
+
+
+DRIP_BYTES = 64
+
+
+def _endless(blob: Blob) -> Iterator[bytes | memoryview]:
+    """The blob's bytes over and over, for ever (until the client hangs up)."""
+    while True:
+        yield from blob.read(0, blob.size or 1)
+
+
+def _drip(pieces: Iterable[bytes | memoryview], delay_s: float) -> Iterator[bytes]:
+    for piece in pieces:
+        data = bytes(piece)
+        for offset in range(0, len(data), DRIP_BYTES):
+            time.sleep(delay_s)
+            yield data[offset:offset + DRIP_BYTES]
 
 
 def parse_range(text: str, size: int) -> tuple[int, int] | str | None:

@@ -43,6 +43,7 @@ class SimHandle:
     pid: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path | None = None
+    file_base: str = ""  # the file host, where record file URLs point
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         answer = requests.request(method, self.api_base + path, timeout=60, **kwargs)
@@ -162,6 +163,7 @@ def running_simulator(tmp_dir: Path, **options: Any) -> Iterator[SimHandle]:
     defaults = {"company_id": 1000, "client_id": "eva00-sim-client", "client_secret": "eva00-sim-secret"}
     merged = {**defaults, **options}
     command = [sys.executable, "-m", "eva00.simulator", "--port", "0", "--storage-port", "0",
+               "--file-port", "0",
                "--ready-file", str(ready), *cli_args(merged)]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
@@ -170,7 +172,7 @@ def running_simulator(tmp_dir: Path, **options: Any) -> Iterator[SimHandle]:
         info = _wait_ready(process, ready, log_path)
         handle = SimHandle(info["api_base"], info["login_base"], info["storage_base"],
                            int(merged["company_id"]), str(merged["client_id"]), str(merged["client_secret"]),
-                           int(info["pid"]), process, log_path)
+                           int(info["pid"]), process, log_path, str(info.get("file_base", "")))
         yield handle
     finally:
         if handle is not None:

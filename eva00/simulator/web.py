@@ -57,7 +57,7 @@ class Response:
     body: bytes | Iterable[bytes | memoryview] = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str = JSON
-    length: int | None = None  # for streamed bodies; None: len(body)
+    length: int | None = None  # for streamed bodies; None: len(body); -1: none sent, the close ends it
     # "" | "drop" (close, no answer) | "reset" (RST) | "truncate" (half the body, then close) |
     # "close" (the whole body as sent, then close: for a lying Content-Length)
     action: str = ""
@@ -210,8 +210,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = response.length if response.length is not None else len(body)  # type: ignore[arg-type]
         known = response.status in HTTPStatus._value2member_map_
         phrase = HTTPStatus(response.status).phrase if known else ""
-        lines = [f"HTTP/1.1 {response.status} {phrase}", f"Content-Type: {response.content_type}",
-                 f"Content-Length: {length}"]
+        lines = [f"HTTP/1.1 {response.status} {phrase}", f"Content-Type: {response.content_type}"]
+        if length >= 0:
+            lines.append(f"Content-Length: {length}")
+        else:
+            response.action = "close"  # no length: the body ends when the connection does
         if response.header("Date") is None:
             # Every answer carries the server's time, as Procore's do: clients set cursors by it.
             lines.append(f"Date: {self.date_time_string()}")
@@ -246,7 +249,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for piece in _limit(body, length // 2 if truncate else None):
             batch.append(memoryview(piece))
             batch_bytes += len(piece)
-            if batch_bytes >= SEND_BATCH_BYTES or len(batch) >= 64:
+            # A small piece goes at once: a drip must reach the client as it drips.
+            if batch_bytes >= SEND_BATCH_BYTES or len(batch) >= 64 or len(piece) < 1024:
                 sent += _send_all(self.connection, batch)
                 batch, batch_bytes = [], 0
         sent += _send_all(self.connection, batch)

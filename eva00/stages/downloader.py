@@ -39,6 +39,7 @@ from eva00.procore import build_client
 from eva00.procore.errors import ProcoreUnavailable
 from eva00.procore.transfer import (
     Fetched,
+    LimitExceeded,
     LinkUnusable,
     Transfer,
     TransferFailed,
@@ -61,6 +62,8 @@ DOWNLOAD_INPUTS: tuple[tuple[str, str], ...] = tuple(
     (stream, keys.GROUP_DOWNLOADERS) for stream in STREAM_FILES_BY_PRIORITY)
 # The critical alert open while downloads pause for lack of disk space.
 DISK_ALERT_KEY = "disk-low:files"
+# One alert per link that broke a download limit (too large, too slow): it failed for good.
+LIMIT_ALERT_PREFIX = "download-limit:"
 
 OUTAGE_WAIT_S = 600.0  # longest a download waits for Procore in-process before it counts as a failure
 THUMBNAIL_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/gif", "image/tiff", "image/bmp")
@@ -196,6 +199,10 @@ class Downloader:
             fetched = self._fetch_with_space(job, name)
         except LinkUnusable as exc:
             self.transfer.forget(name, drop_temp=True)
+            if isinstance(exc, LimitExceeded):
+                raise_alert(conn, f"{LIMIT_ALERT_PREFIX}{row.id}", "warning",
+                            f"{job.kind} {job.procore_id} {job.url_field}: {exc}",
+                            {"link_id": row.id, "kind": job.kind, "procore_id": job.procore_id})
             return self._finish(conn, row, FileState.EXPIRED if exc.expired else FileState.FAILED, str(exc))
         except TransferFailed as exc:
             final = row.attempts + 1 >= self.max_attempts
@@ -226,10 +233,12 @@ class Downloader:
             try:
                 with self.slots.held(self.holder, self.should_stop) as renew:
                     return self.transfer.fetch(job.url, name, budget=self.budget, renew=renew)
+            except DiskLow as exc:
+                # Re-checked while writing: the partial temp file stays and resumes once space is back.
+                self.guard.disk_low(f"disk space ran low during a download ({exc})")
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-                # The partial temp file stays: the download resumes once space is back.
                 self.guard.disk_low(f"no space left writing a download ({exc.strerror})")
         raise Retryable("the disk filled up during three downloads in a row")
 
@@ -356,8 +365,7 @@ def build_downloader(settings: Settings, client: redis.Redis, pool: ConnectionPo
     """The production wiring: the shared Procore client, storage under EVA00_DATA_DIR, N slots."""
 
     store = FileStore(settings.data_dir, min_free_ratio=settings.disk_free_min_ratio)
-    transfer = Transfer(build_client(settings, client, pool), store,
-                        plain_http_hosts=plain_http_hosts_for(settings))
+    transfer = Transfer(build_client(settings, client, pool), store, check_space=store.check_space)
     return Downloader(transfer, store, DownloadSlots(client, settings.download_concurrency),
                       DiskGuard(store, pool), **options)
 
@@ -377,12 +385,3 @@ def program_housekeeping(program: Program, downloader: Downloader) -> Callable[[
                         interval_s=settings.download_housekeeping_s,
                         requeue_after_s=settings.download_requeue_after_s).maybe_run
 
-
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def plain_http_hosts_for(settings: Settings) -> frozenset[str]:
-    """Storage may be plain http only when the API itself is a loopback simulator."""
-    base = settings.api_base
-    host = base.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]").lower()
-    return LOOPBACK if base.startswith("http://") and host in LOOPBACK else frozenset()

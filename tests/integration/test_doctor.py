@@ -98,7 +98,8 @@ def test_a_wrong_company_id_fails_the_token_check_with_a_fix_naming_PROCORE_COMP
     env = embedded_env(sim, database_url, redis_url, tmp_path, PROCORE_COMPANY_ID="4242")
     if mode == "configured":  # as for real Procore: credentials and hosts in the environment
         env.update(PROCORE_CLIENT_ID=sim.client_id, PROCORE_CLIENT_SECRET=sim.client_secret,
-                   PROCORE_API_BASE=sim.api_base, PROCORE_LOGIN_BASE=sim.login_base)
+                   PROCORE_API_BASE=sim.api_base, PROCORE_LOGIN_BASE=sim.login_base,
+                   EVA00_ALLOW_LOOPBACK_URLS="1")
     code, checks, document = doctor_json(capsys, env)
     token = checks["token"]
     assert code == 1 and document["passed"] is False

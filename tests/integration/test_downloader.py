@@ -31,7 +31,6 @@ from eva00.stages.downloader import (
     Downloader,
     DownloadSlots,
     Transfer,
-    plain_http_hosts_for,
     requeue_pending,
 )
 
@@ -154,8 +153,8 @@ def make_rig(sim: SimHandle, settings: Settings, redis_client: redis.Redis, pool
     disk = FakeDisk()
     store = FileStore(configured.data_dir, min_free_ratio=0.2, disk_usage=disk)
     options: dict[str, Any] = {"opener": opener} if opener else {}
-    transfer = Transfer(build_client(configured, redis_client, pool), store,
-                        plain_http_hosts=plain_http_hosts_for(configured), chunk_bytes=64 * 1024, **options)
+    transfer = Transfer(build_client(configured, redis_client, pool), store, check_space=store.check_space,
+                        chunk_bytes=64 * 1024, **options)
     sleeps: list[Callable[[], None]] = []
 
     def sleep(_seconds: float) -> None:
@@ -281,7 +280,7 @@ def test_a_wrong_content_length_fails_the_attempt_and_the_file_still_verifies(ri
     assert rig.row(link)["sha256"] == rig.truth_sha256(made["file_id"])
 
 
-def test_an_expired_signed_url_is_resolved_again_through_the_api(rig: Rig) -> None:
+def test_an_expired_signed_url_is_resolved_again_through_the_file_host(rig: Rig) -> None:
     made = rig.sim.new_file(SIZE_BYTES, "pdf")
     rig.sim.set_faults("truncate", count=1, host="storage")
     link = rig.link(made["url"])
@@ -294,7 +293,7 @@ def test_an_expired_signed_url_is_resolved_again_through_the_api(rig: Rig) -> No
     assert rig.row(link)["sha256"] == rig.truth_sha256(made["file_id"])
     calls = [(e["host"], e["status"]) for e in rig.sim.ledger(since_seq=since)
              if e["path"].endswith(f"/{made['file_id']}") or "/files/" in e["path"]]
-    assert calls == [("storage", 403), ("api", 302), ("storage", 206)], calls
+    assert calls == [("storage", 403), ("files", 302), ("storage", 206)], calls
 
 
 def test_a_link_whose_fresh_signed_url_is_refused_is_marked_expired(rig: Rig) -> None:

@@ -25,6 +25,7 @@ from eva00.simulator.testing import SimHandle
 
 def sim_settings(settings: Settings, sim: SimHandle, **changes: object) -> Settings:
     return settings.replace(procore_api_base=sim.api_base, procore_login_base=sim.login_base,
+                            allow_loopback_urls=True,
                             procore_client_id=sim.client_id, procore_client_secret=sim.client_secret,
                             procore_company_id=sim.company_id, http_timeout_s=10.0, **changes)
 

@@ -23,6 +23,7 @@ from eva00.procore.errors import ProcoreRequestFailed, ProcoreUnavailable, Unsaf
 from eva00.procore.limiter import LimiterConfig
 from eva00.procore.paging import Page, page_params, parse_page
 from eva00.procore.transfer import LinkUnusable, Transfer
+from eva00.procore.urlpolicy import UrlPolicy
 from eva00.replica.filestore import FileStore
 from eva00.simulator.testing import SimHandle
 from tests.integration.test_procore_auth import sim_settings
@@ -234,7 +235,7 @@ def test_a_file_download_follows_the_redirect_without_sending_the_token_to_stora
     client = _client(settings, sim, redis_client, pool)
     made = sim.new_file(50_000)
     url = str(made["url"])
-    transfer = Transfer(client, FileStore(tmp_path), plain_http_hosts=frozenset({"127.0.0.1", "localhost"}))
+    transfer = Transfer(client, FileStore(tmp_path))
     fetched = transfer.fetch(url, "a1", budget="scheduled")
     assert fetched.size_bytes == 50_000 == fetched.temp.stat().st_size and fetched.resumed_from == 0
     # resume: cut the file and ask again; the kept signed URL asks storage for the rest only
@@ -253,8 +254,13 @@ def test_the_token_is_never_sent_to_a_foreign_host_or_over_plain_http_storage(
     client = _client(settings, sim, redis_client, pool)
     with pytest.raises(UnsafeUrl):
         client.get_json("https://evil.example/rest/v1.0/me", budget="scheduled")
-    transfer = Transfer(client, FileStore(tmp_path))  # no plain-http storage allowed
     made = sim.new_file(1000)
-    with pytest.raises(LinkUnusable, match="non-https"):
+    before = sim.stats()
+    # Without EVA00_ALLOW_LOOPBACK_URLS nothing plain http (or loopback) is ever fetched.
+    client.policy = UrlPolicy(token_netlocs=client.policy.token_netlocs, bearer_hosts=(),
+                              allow_loopback=False)
+    transfer = Transfer(client, FileStore(tmp_path))
+    with pytest.raises(LinkUnusable, match="not https"):
         transfer.fetch(str(made["url"]), "b1", budget="scheduled")
-    assert sim.stats()["token_leaks"] == 0
+    after = sim.stats()
+    assert after["token_leaks"] == 0 and after["requests_total"] == before["requests_total"] + 0

@@ -63,7 +63,8 @@ def test_eight_processes_forcing_expiry_at_once_make_one_token_call_per_generati
     auth = logged_in(config, redis_client, pool, sim)
     fields = {name: getattr(config, name) for name in (
         "procore_api_base", "procore_login_base", "procore_client_id", "procore_client_secret",
-        "procore_company_id", "procore_auth_mode", "database_url", "redis_url", "http_timeout_s")}
+        "procore_company_id", "procore_auth_mode", "database_url", "redis_url", "http_timeout_s",
+        "allow_loopback_urls")}
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(fields), str(ROUNDS)])
                for _ in range(PROCESSES)]
     try:

@@ -71,7 +71,7 @@ def test_no_secret_reaches_a_log_line_or_an_error_message(
     client.get_json("/rest/v1.0/me", budget="scheduled")
     made = sim.new_file(3000)
     secrets.append(re.search(r"sig=([^&]+)", made["storage_url"]).group(1))  # type: ignore[union-attr]
-    Transfer(client, FileStore(tmp_path), plain_http_hosts=frozenset({"127.0.0.1", "localhost"})).fetch(
+    Transfer(client, FileStore(tmp_path)).fetch(
         made["url"], "f1", budget="scheduled")
     try:
         client.get_json("/rest/v1.0/projects/999999/rfis", budget="scheduled")

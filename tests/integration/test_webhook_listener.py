@@ -158,7 +158,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
 def cli_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     for name, value in {
         "PROCORE_API_BASE": settings.procore_api_base,
-        "PROCORE_LOGIN_BASE": settings.procore_login_base,
+        "PROCORE_LOGIN_BASE": settings.procore_login_base, "EVA00_ALLOW_LOOPBACK_URLS": "1",
         "PROCORE_CLIENT_ID": settings.procore_client_id,
         "PROCORE_CLIENT_SECRET": settings.procore_client_secret,
         "PROCORE_COMPANY_ID": str(settings.procore_company_id),

@@ -60,6 +60,7 @@ def test_a_download_killed_midway_resumes_with_a_range_request_after_restart(
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "EVA00_DATA_DIR": str(data_dir), "EVA00_VAR_DIR": str(tmp_path / "var"),
            "PROCORE_API_BASE": sim.api_base, "PROCORE_LOGIN_BASE": sim.login_base,
+           "EVA00_ALLOW_LOOPBACK_URLS": "1",
            "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
            "PROCORE_COMPANY_ID": str(sim.company_id), "SUPERVISOR_PROCESS_NAME": "downloader-1",
            "EVA00_STREAM_BLOCK_MS": "200", "EVA00_CLAIM_IDLE_MS": "60000", "EVA00_DISK_FREE_MIN_RATIO": "0.0"}

@@ -50,7 +50,8 @@ def _status(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _api_calls(sim: SimHandle) -> list[dict[str, Any]]:
-    return [e for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
+    # The file host's first hops are API requests too (the token, the shared rate limit).
+    return [e for e in sim.ledger() if e["host"] in ("api", "files") and "/oauth/" not in e["path"]
             and not e["path"].startswith("/_sim")]
 
 

@@ -40,6 +40,7 @@ def _environment(config: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCORE_", "EVA00_"))}
     env.update({"DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url,
                 "PROCORE_API_BASE": config.procore_api_base, "PROCORE_LOGIN_BASE": config.procore_login_base,
+                "EVA00_ALLOW_LOOPBACK_URLS": "1",
                 "PROCORE_CLIENT_ID": config.procore_client_id,
                 "PROCORE_CLIENT_SECRET": config.procore_client_secret,
                 "PROCORE_COMPANY_ID": str(config.procore_company_id),

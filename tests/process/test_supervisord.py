@@ -39,6 +39,7 @@ def running_stack() -> Iterator[Settings]:
         "EVA00_REDIS_PORT": str(free_port()),
         "EVA00_SIM_PORT": str(free_port()),
         "EVA00_SIM_STORAGE_PORT": str(free_port()),
+        "EVA00_SIM_FILE_PORT": str(free_port()),
         "EVA00_SIM_PROJECTS": "2",
         "EVA00_SIM_ITEMS": "100",
         "EVA00_WEBHOOK_PORT": str(free_port()),

@@ -40,6 +40,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_REDIS_PORT": ("6380", 6380),
     "EVA00_SIM_PORT": ("9400", 9400),
     "EVA00_SIM_STORAGE_PORT": ("9402", 9402),
+    "EVA00_SIM_FILE_PORT": ("9403", 9403),
     "EVA00_SIM_PROJECTS": ("3", 3),
     "EVA00_SIM_ITEMS": ("50", 50),
     "EVA00_STREAM_BLOCK_MS": ("150", 150),
@@ -81,6 +82,12 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_DOWNLOAD_CONCURRENCY": ("8", 8),
     "EVA00_DISK_FREE_MIN_RATIO": ("0", 0.0),
     "EVA00_STORAGE_HOSTS": ("a.example, b.example,", ("a.example", "b.example")),
+    "EVA00_BEARER_HOSTS": ("*.procore.com, files.example:8443", ("*.procore.com", "files.example:8443")),
+    "EVA00_ALLOW_LOOPBACK_URLS": ("yes", True),
+    "EVA00_DOWNLOAD_MAX_BYTES": ("1048576", 1048576),
+    "EVA00_DOWNLOAD_DEADLINE_S": ("600", 600.0),
+    "EVA00_DOWNLOAD_MIN_RATE_BYTES_S": ("1024", 1024),
+    "EVA00_DOWNLOAD_RATE_WINDOW_S": ("30", 30.0),
     "EVA00_DOCUMENT_SANDBOX_MEMORY_BYTES": ("536870912", 536870912),
     "EVA00_DOCUMENT_SANDBOX_CPU_S": ("5", 5),
     "EVA00_DOCUMENT_SANDBOX_TIMEOUT_S": ("2.5", 2.5),
@@ -111,20 +118,22 @@ MALFORMED: dict[str, list[str]] = {
     "EVA00_DATABASE_OWNER_URL": ["mysql://u@h/db"],
     **{name: ["0", "65536", "eighty"] for name in (
         "EVA00_PG_PORT", "EVA00_REDIS_PORT", "EVA00_SIM_PORT", "EVA00_SIM_STORAGE_PORT",
-        "EVA00_WEBHOOK_PORT", "EVA00_DASHBOARD_PORT")},
+        "EVA00_SIM_FILE_PORT", "EVA00_WEBHOOK_PORT", "EVA00_DASHBOARD_PORT")},
     **{name: ["0", "-1", "1.5", "many"] for name in (
         "EVA00_SIM_PROJECTS", "EVA00_SIM_ITEMS", "EVA00_STREAM_BLOCK_MS", "EVA00_STREAM_BATCH",
         "EVA00_CLAIM_IDLE_MS", "EVA00_MAX_DELIVERIES", "EVA00_STREAM_MAXLEN", "EVA00_RATE_BURST",
         "EVA00_RATE_WINDOW_MAX", "EVA00_BUDGET_SCHEDULED_PER_MIN", "EVA00_BUDGET_WEBHOOK_PER_MIN",
         "EVA00_BUDGET_ON_DEMAND_PER_MIN", "EVA00_BUDGET_BUFFER_PER_MIN",
         "EVA00_DOWNLOAD_CONCURRENCY", "EVA00_SYNC_LOG_RETENTION_DAYS", "EVA00_WEBHOOK_THREADS",
-        "EVA00_WEBHOOK_EVENTS_RETENTION_DAYS", "EVA00_WEBHOOK_JOBS_PER_MINUTE")},
+        "EVA00_WEBHOOK_EVENTS_RETENTION_DAYS", "EVA00_WEBHOOK_JOBS_PER_MINUTE", "EVA00_DOWNLOAD_MAX_BYTES",
+        "EVA00_DOWNLOAD_MIN_RATE_BYTES_S")},
     **{name: ["0", "-2.5", "nan", "soon"] for name in (
         "EVA00_WEBHOOK_DEBOUNCE_TTL_S", "EVA00_WEBHOOK_READ_TIMEOUT_S", "EVA00_WEBHOOK_REQUEUE_INTERVAL_S",
         "EVA00_OUTAGE_BACKOFF_CAP_S", "EVA00_HTTP_TIMEOUT_S", "EVA00_RATE_REFILL_PER_S",
         "EVA00_RATE_WINDOW_S", "EVA00_CONNECTION_ERROR_PAUSE_S", "EVA00_KEEPALIVE_INTERVAL_S",
         "EVA00_BAD_ANSWER_RETRY_S", "EVA00_POLL_LOOKBACK_S", "EVA00_POLL_SAFETY_MARGIN_S",
         "EVA00_RECONCILE_INTERVAL_S", "EVA00_MAX_STALENESS_S", "EVA00_ACTIVE_WINDOW_S",
+        "EVA00_DOWNLOAD_DEADLINE_S", "EVA00_DOWNLOAD_RATE_WINDOW_S",
         "EVA00_PLAN_TICK_S", "EVA00_UNAVAILABLE_RECHECK_S", "EVA00_FULLSYNC_STEP_S")},
     "EVA00_SCHEDULE": ["adaptive,fixed", "Adaptive", "smart"],
     **{name: ["1.5", "-0.1", "half"] for name in (
@@ -134,6 +143,7 @@ MALFORMED: dict[str, list[str]] = {
     **{name: ["100", "0/60", "100/0", "ten/60", "100/-1"]
        for name in ("EVA00_SIM_RATE_LIMIT", "EVA00_SIM_SPIKE")},
     "EVA00_SIM_CLOCK_OFFSET_S": ["soon", "nan", "inf"],
+    "EVA00_ALLOW_LOOPBACK_URLS": ["maybe", "2"],
     **{name: ["0", "-1", "later"]
        for name in ("EVA00_DOWNLOAD_REQUEUE_AFTER_S", "EVA00_DOWNLOAD_HOUSEKEEPING_S")},
     **{name: ["0", "-1", "1.5", "1GB"] for name in (
@@ -143,7 +153,8 @@ MALFORMED: dict[str, list[str]] = {
 
 # Free text: any value is accepted.
 FREE_FORM = {"PROCORE_CLIENT_ID", "PROCORE_CLIENT_SECRET", "PROCORE_REDIRECT_URI", "EVA00_DATA_DIR",
-             "EVA00_VAR_DIR", "EVA00_STORAGE_HOSTS", "EVA00_WEBHOOK_HOST", "EVA00_WEBHOOK_SECRETS",
+             "EVA00_VAR_DIR", "EVA00_STORAGE_HOSTS", "EVA00_BEARER_HOSTS", "EVA00_WEBHOOK_HOST",
+             "EVA00_WEBHOOK_SECRETS",
              "EVA00_WEBHOOK_HMAC_SECRET", "EVA00_DASHBOARD_HOSTS"}
 
 ATTRIBUTE = {item.metadata["env"]: item.name for item in dataclasses.fields(Settings)}
@@ -287,3 +298,13 @@ def test_the_readme_lists_every_variable_with_its_default() -> None:
     readme = _readme_configuration_rows()
     expected = {name: (default or "(unset)") for name, default, _doc in settings_table()}
     assert readme == expected
+
+
+def test_a_plain_http_procore_host_needs_the_explicit_loopback_setting() -> None:
+    configured = {**PROCORE_CREDENTIALS, "PROCORE_API_BASE": "http://127.0.0.1:8400"}
+    with pytest.raises(ConfigError, match="EVA00_ALLOW_LOOPBACK_URLS") as refused:
+        Settings.from_env(configured, dotenv=None)
+    assert refused.value.variable == "PROCORE_API_BASE"
+    allowed = Settings.from_env({**configured, "EVA00_ALLOW_LOOPBACK_URLS": "1"}, dotenv=None)
+    assert allowed.loopback_urls_allowed is True
+    assert Settings.from_env(PROCORE_CREDENTIALS, dotenv=None).loopback_urls_allowed is False

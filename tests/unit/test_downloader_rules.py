@@ -1,4 +1,4 @@
-"""Pure rules of the downloader: priority streams, which hosts may be plain http, content sniffing."""
+"""Pure rules of the downloader: priority streams, content sniffing (plain http: tests/security)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from eva00 import keys
-from eva00.config import Settings
 from eva00.stages.downloader import (
     DOWNLOAD_INPUTS,
     STREAM_FILES_BY_PRIORITY,
-    plain_http_hosts_for,
     sniff_content_type,
 )
 
@@ -34,14 +32,6 @@ def test_every_downloader_stream_is_in_the_pipeline_and_no_unrouted_files_stream
     groups = {stream for stream, _group in keys.PIPELINE_GROUPS}
     assert set(STREAM_FILES_BY_PRIORITY) <= groups
     assert f"{keys.PREFIX}:files" not in groups and not hasattr(keys, "STREAM_FILES")
-
-
-@pytest.mark.parametrize(("api_base", "plain"), [
-    ("http://127.0.0.1:8400", True), ("http://localhost:9", True), ("https://api.procore.com", False),
-    ("http://api.procore.com", False), ("https://127.0.0.1:8400", False)])
-def test_plain_http_storage_is_allowed_only_next_to_a_loopback_simulator(api_base: str, plain: bool) -> None:
-    settings = Settings(procore_api_base=api_base, procore_client_id="x")
-    assert bool(plain_http_hosts_for(settings)) is plain
 
 
 @pytest.mark.parametrize(("head", "kind"), [

@@ -85,6 +85,7 @@ class Bench:
         self.env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                     "EVA00_DATA_DIR": str(self.data_dir), "EVA00_VAR_DIR": str(tmp_dir / "var"),
                     "PROCORE_API_BASE": sim.api_base, "PROCORE_LOGIN_BASE": sim.login_base,
+                    "EVA00_ALLOW_LOOPBACK_URLS": "1",
                     "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
                     "PROCORE_COMPANY_ID": str(sim.company_id), "SUPERVISOR_PROCESS_NAME": "bench-downloader",
                     "EVA00_STREAM_BLOCK_MS": "100", "EVA00_DISK_FREE_MIN_RATIO": "0.0"}
@@ -181,6 +182,7 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
             second = sim.new_file(SIZE_BYTES, "pdf")
             extra = bench.resume_extra_share(second["url"], second["file_id"])
             bench.conn.close()
+            leaks = int(sim.stats()["token_leaks"])
     finally:
         redis_server.stop()
         pg.stop()
@@ -198,6 +200,8 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
          "goal": ">= 0.8", "met": ratio >= 0.8},
         {"name": "resume after kill -9 halfway: bytes re-sent beyond the missing ones", "value": extra * 100,
          "unit": "% of file", "goal": "<= 5", "met": extra <= 0.05},
+        {"name": "downloader: token leaks to storage (requests carrying the bearer token)", "value": leaks,
+         "unit": "requests", "goal": "== 0", "met": leaks == 0},
     ]
 
 

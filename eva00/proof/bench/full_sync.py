@@ -49,6 +49,7 @@ def stage_env(sim: SimHandle, database_url: str, redis_url: str, tmp_dir: Path, 
             "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
             "PROCORE_COMPANY_ID": str(sim.company_id), "PROCORE_API_BASE": sim.api_base,
             "PROCORE_LOGIN_BASE": sim.login_base, "EVA00_DATA_DIR": str(tmp_dir / "data"),
+            "EVA00_ALLOW_LOOPBACK_URLS": "1",
             "EVA00_VAR_DIR": str(tmp_dir / "var"), "EVA00_RATE_BURST": str(burst),
             "EVA00_RATE_REFILL_PER_S": str(refill_per_s), "EVA00_RATE_WINDOW_MAX": str(window_max),
             "EVA00_RATE_WINDOW_S": str(window_s),
@@ -140,7 +141,8 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str,
         # The production set of supervisord.conf: two fetchers, one differ, three downloaders.
         with stage_processes(STAGES, env, tmp_dir / "logs"):
             status = drive(FullSync(settings, client, pool), wait_files=True)
-        calls = [e for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
+        # The file host's hops count: they carry the token and share the API's rate limit.
+        calls = [e for e in sim.ledger() if e["host"] in ("api", "files") and "/oauth/" not in e["path"]
                  and not e["path"].startswith("/_sim")]
         stats = sim.stats()
         complete = completeness(sim, database_url)
@@ -162,6 +164,9 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str,
         {"name": f"full sync: files downloaded ({status['files_done']} of {status['files']})",
          "value": status["files_done"] / status["files"] * 100 if status["files"] else 100.0, "unit": "%",
          "goal": ">= 100", "met": status["files_done"] == status["files"]},
+        {"name": "full sync: bearer token sent to the storage host (Secure File Access)",
+         "value": stats.get("token_leaks", 0), "unit": "requests", "goal": "== 0",
+         "met": stats.get("token_leaks", 0) == 0},
         {"name": "full sync: achieved request rate / allowed rate", "value": achieved, "unit": "ratio",
          "goal": ">= 0.90", "met": achieved >= 0.90},
         {"name": "full sync: rate-limit violations", "value": stats.get("violations", 0),

@@ -122,6 +122,7 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
         sim = stack.enter_context(running_simulator(tmp_dir / "sim", projects=2, items=50, rate_limit="100/6",
                                                     spike="off"))
         settings = Settings(procore_api_base=sim.api_base, procore_login_base=sim.login_base,
+                            allow_loopback_urls=True,
                             procore_client_id=sim.client_id, procore_client_secret=sim.client_secret,
                             procore_company_id=sim.company_id, database_url=pg_spec.url,
                             redis_url=redis_spec.url, http_timeout_s=10.0)

@@ -42,6 +42,7 @@ def _env(sim: SimHandle, database_url: str, redis_url: str, work: Path, webhook_
             "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
             "PROCORE_COMPANY_ID": str(sim.company_id), "PROCORE_API_BASE": sim.api_base,
             "PROCORE_LOGIN_BASE": sim.login_base, "EVA00_VAR_DIR": str(work / "var"),
+            "EVA00_ALLOW_LOOPBACK_URLS": "1",
             "EVA00_DATA_DIR": str(work / "data"), "EVA00_WEBHOOK_PORT": str(webhook_port),
             "EVA00_RATE_WINDOW_S": "6", "EVA00_RATE_WINDOW_MAX": "95", "EVA00_RATE_REFILL_PER_S": "15",
             "EVA00_RATE_BURST": "10", "EVA00_CONNECTION_ERROR_PAUSE_S": "6.5",

@@ -78,6 +78,7 @@ def stack_env(var_dir: Path, scale: Scale) -> dict[str, str]:
         "EVA00_VAR_DIR": str(var_dir), "EVA00_DATA_DIR": str(var_dir / "data"),
         "EVA00_PG_PORT": str(free_port()), "EVA00_REDIS_PORT": str(free_port()),
         "EVA00_SIM_PORT": str(free_port()), "EVA00_SIM_STORAGE_PORT": str(free_port()),
+        "EVA00_SIM_FILE_PORT": str(free_port()),
         "EVA00_WEBHOOK_PORT": str(free_port()), "EVA00_DASHBOARD_PORT": str(free_port()),
         "EVA00_SIM_PROJECTS": str(scale.projects), "EVA00_SIM_ITEMS": str(scale.items),
         # The simulator's limit scaled, ours 5% under it (as in production: 95 of 100).
