@@ -228,7 +228,7 @@ def test_drawings_are_listed_per_area_and_revisions_carry_pdf_urls(
     ).json()
     assert drawings and all(d["drawing_area_id"] == areas[0]["id"] for d in drawings)
     revisions = get(client, shared, f"/rest/v1.0/projects/{project}/drawing_revisions").json()
-    assert all(r["pdf_url"].startswith(shared.api_base) for r in revisions)
+    assert all(r["pdf_url"].startswith(shared.file_base) for r in revisions)
 
 
 def test_every_kind_listed_hashes_exactly_as_the_ground_truth(

@@ -28,7 +28,7 @@ from eva00.procore.limiter import BudgetClass, LimiterConfig
 from eva00.runtime import db
 
 SETTINGS_FIELDS = ("procore_api_base", "procore_login_base", "procore_client_id", "procore_client_secret",
-                   "procore_company_id", "database_url", "redis_url", "http_timeout_s")
+                   "procore_company_id", "database_url", "redis_url", "http_timeout_s", "allow_loopback_urls")
 PATH = "/rest/v1.0/me"
 
 
