@@ -62,9 +62,9 @@ def test_a_faster_clock_shortens_every_rate_window_and_keeps_its_count(tmp_path:
 
 
 def test_a_company_that_cannot_exist_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(SimulatorFailed, match="must not exceed 1"):
-        with running_simulator(tmp_path, projects=4, items=100, active_share=0.7, inactive_share=0.5):
-            pass
+    with pytest.raises(SimulatorFailed, match="must not exceed 1"), \
+            running_simulator(tmp_path, projects=4, items=100, active_share=0.7, inactive_share=0.5):
+        pass
     options = SimOptions(projects=3, items=100, time_scale=0)
     with pytest.raises(OptionError, match="time-scale"):
         company.check(options)
