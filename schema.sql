@@ -523,3 +523,8 @@ CREATE TABLE IF NOT EXISTS poll_plans (
     PRIMARY KEY (kind, project_id)
 );
 CREATE INDEX IF NOT EXISTS poll_plans_due ON poll_plans (next_poll_at);
+
+-- The fetcher's "has this parent kind ever been listed in this project" (polls.has_finished_poll)
+-- on every drawing and child poll: without it a scan of every poll page ever committed.
+CREATE INDEX IF NOT EXISTS poll_pages_kind_project_finished
+    ON poll_pages (kind, project_id) WHERE finished_at IS NOT NULL;
