@@ -37,9 +37,10 @@ class Activity:
         busy = bool(self.active) and (not self.quiet or rng.random() < self.active_churn_share)
         return rng.choice(self.active if busy else self.quiet)
 
-    def figures(self) -> dict[str, int | float]:
+    def figures(self) -> dict[str, object]:
         return {"active": len(self.active), "quiet": len(self.quiet), "closed": len(self.closed),
-                "active_churn_share": self.active_churn_share}
+                "active_churn_share": self.active_churn_share, "active_ids": list(self.active),
+                "quiet_ids": list(self.quiet), "closed_ids": list(self.closed)}
 
 
 def check(options: SimOptions) -> None:

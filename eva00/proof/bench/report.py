@@ -20,7 +20,7 @@ from typing import Any
 
 # In the order they run; a module missing from a checkout is reported, not skipped silently.
 MODULES = ("simulator", "procore_limiter", "differ", "pdf_import", "downloader", "full_sync",
-           "webhook_freshness", "document_sandbox")
+           "webhook_freshness", "document_sandbox", "freshness_scale", "cost_scale")
 
 
 @dataclass(frozen=True)
