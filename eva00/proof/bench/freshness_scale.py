@@ -7,7 +7,8 @@ maximum staleness, the active window, the plan tick and the limiter's window, re
 per minute), so every ratio between a poll interval, the budget and the limit holds. All figures
 are given in Procore time (real seconds x ``TIME_SCALE``).
 
-After an initial load (limits off; its polls count as the initial load, not as change) the same
+After an initial load (limits off; it stands for the company's last day: the busy projects'
+changing kinds found a change, nothing else did, so the plan starts in its steady state) the same
 in-process pipeline (fetcher and differ threads, eva00/proof/pipeline_local.py) runs twice for
 ``RUN_S`` of Procore time while the bench changes records at a steady rate, 80% of them on the
 busy projects:
@@ -26,6 +27,8 @@ from __future__ import annotations
 import os
 import random
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,9 +41,9 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
-from eva00.config import DEFAULT_POLL_INTERVALS_S, Settings
+from eva00.config import DEFAULT_POLL_INTERVALS_S, ROOT_DIR, Settings
 from eva00.kinds import FAMILY_KINDS, family_of
-from eva00.ops.localstack import start_postgres, start_redis
+from eva00.ops.localstack import free_port, start_postgres, start_redis
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.runtime import db
 from eva00.simulator.testing import SimHandle, SimulatorFailed, running_simulator
@@ -50,14 +53,15 @@ PROJECTS = 200
 ITEMS = PROJECTS * 30  # files tiny: freshness is about listings
 RUN_S = 2700.0  # Procore seconds of measured everyday polling per schedule
 TAIL_S = 1800.0  # the longest changed family's interval: changes made late still get their poll
-CHANGES_PER_HOUR = 900  # across the company, in Procore time
+CHANGES_PER_HOUR = 600  # across the company, in Procore time (the webhook budget: 900)
 BUSY_SHARE = 0.8
 # Kinds the bench changes: one or more per family polled at most every 30 minutes.
 CHANGED_KINDS = ("rfi", "submittal", "change_event", "potential_change_order", "meeting", "image",
                  "document", "drawing")
 MAX_STALENESS_S = 86400.0
 BUDGET_PER_MIN = 60  # production's scheduled budget
-WEBHOOK_NOTE = "polling only"
+WEBHOOK_RUN_S = 900.0  # Procore seconds with webhooks: their latency is steady within minutes
+WEBHOOK_TAIL_S = 200.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,8 @@ def _change_some(sim: SimHandle, busy: list[int], quiet: list[int], rng: random.
 
 
 def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, pool: ConnectionPool,
-            busy: list[int], quiet: list[int], scale: int) -> RunResult:
+            busy: list[int], quiet: list[int], scale: int, run_s: float = RUN_S,
+            tail_s: float = TAIL_S, staleness_scale: int | None = None) -> RunResult:
     pipeline = LocalPipeline.build(settings, client, pool)
     rng = random.Random(f"{mode}-{scale}")
     stop = threading.Event()
@@ -137,11 +142,11 @@ def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, 
     next_change = started
     next_tick = started
     next_family = {family: started for family in settings.poll_intervals_s}
-    run_end, tail_end = started + RUN_S / scale, started + (RUN_S + TAIL_S) / scale
+    run_end, tail_end = started + run_s / scale, started + (run_s + tail_s) / scale
     try:
         while (now := time.time()) < tail_end:
             if now >= next_tick:
-                if mode == "adaptive":
+                if mode != "fixed":
                     pipeline.scheduler.tick_plan()
                     next_tick = now + settings.plan_tick_s
                 else:
@@ -163,7 +168,8 @@ def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, 
     ended = time.time()
     calls = [e for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
              and not e["path"].startswith("/_sim") and started <= e["t"] <= ended]
-    staleness = _staleness(settings.effective_database_url, changes, ended, scale)
+    staleness = _staleness(settings.effective_database_url, changes, ended,
+                           scale if staleness_scale is None else staleness_scale)
     return RunResult(mode, changes, staleness, len(calls), (ended - started) * scale,
                      int(sim.stats().get("violations", 0)) - violations_before)
 
@@ -181,14 +187,18 @@ def _staleness(database_url: str, changes: list[Change], ended: float, scale: in
     return result
 
 
-def initial_load(sim: SimHandle, base: Settings, client: redis.Redis, pool: ConnectionPool) -> None:
-    """Every kind of every project once, limits off; the load's pages are not change."""
+def initial_load(sim: SimHandle, base: Settings, client: redis.Redis, pool: ConnectionPool,
+                 busy: list[int]) -> None:
+    """Every kind of every project once, limits off. The load's pages stand for the company's
+    last day: the busy projects' changing kinds found a change (so the plan starts in its steady
+    state, those pairs active, as a day of their changes would leave them), nothing else did."""
     unlimited = settings_for_simulator(base, api_base=sim.api_base, login_base=sim.login_base,
                                        client_id=sim.client_id, client_secret=sim.client_secret,
                                        company_id=sim.company_id)
     LocalPipeline.build(unlimited, client, pool).sync_everything()
     with pool.connection() as conn:
-        conn.execute("UPDATE poll_pages SET changed = 0")
+        conn.execute("UPDATE poll_pages SET changed = CASE WHEN project_id = ANY(%s) AND kind = ANY(%s)"
+                     " AND is_last THEN 1 ELSE 0 END", (busy, list(CHANGED_KINDS)))
 
 
 def plan_check(database_url: str, quiet_or_closed: list[int], max_staleness_s: float) -> tuple[int, int]:
@@ -203,6 +213,59 @@ def plan_check(database_url: str, quiet_or_closed: list[int], max_staleness_s: f
             (max_staleness_s, max_staleness_s, max_staleness_s, quiet_or_closed)).fetchone()
     assert rows is not None
     return int(rows[0]), int(rows[1])
+
+
+def webhook_run(tmp_dir: Path, sim: SimHandle, settings: Settings, client: redis.Redis,
+                pool: ConnectionPool, busy: list[int], quiet: list[int], scale: int) -> RunResult:
+    """The adaptive run again with the webhook listener (processes/webhook.py) and our hook
+    registered: each change is fetched on its own event. Its staleness is in real seconds: a
+    webhook's path (delivery, the listener, one fetch, the differ) waits on no poll interval,
+    only on work and the webhook budget, which is scaled with the clock like every budget."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": settings.effective_database_url, "REDIS_URL": settings.redis_url,
+           "PROCORE_CLIENT_ID": sim.client_id, "PROCORE_CLIENT_SECRET": sim.client_secret,
+           "PROCORE_COMPANY_ID": str(sim.company_id), "PROCORE_API_BASE": sim.api_base,
+           "PROCORE_LOGIN_BASE": sim.login_base, "EVA00_VAR_DIR": str(tmp_dir / "var"),
+           "EVA00_DATA_DIR": str(tmp_dir / "data"), "EVA00_WEBHOOK_PORT": str(port),
+           "EVA00_RATE_WINDOW_S": str(settings.rate_window_s),
+           "EVA00_RATE_REFILL_PER_S": str(settings.rate_refill_per_s),
+           "EVA00_BUDGET_WEBHOOK_PER_MIN": str(settings.budget_webhook_per_min),
+           "EVA00_BUDGET_SCHEDULED_PER_MIN": str(settings.budget_scheduled_per_min),
+           "EVA00_BUDGET_BUFFER_PER_MIN": str(settings.budget_buffer_per_min),
+           "PYTHONUNBUFFERED": "1", "SUPERVISOR_PROCESS_NAME": "webhook-0"}
+    log_path = tmp_dir / "webhook.log"
+    with log_path.open("ab") as log:
+        listener = subprocess.Popen([sys.executable, str(ROOT_DIR / "processes" / "webhook.py")], env=env,
+                                    stdout=log, stderr=log)
+    try:
+        subprocess.run([sys.executable, "-m", "eva00", "webhooks", "register", "--url",
+                        f"http://127.0.0.1:{port}/webhooks/procore"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        return one_run("webhooks", sim, settings, client, pool, busy, quiet, scale, run_s=WEBHOOK_RUN_S,
+                       tail_s=WEBHOOK_TAIL_S, staleness_scale=1)
+    finally:
+        listener.terminate()
+        try:
+            listener.wait(30)
+        except subprocess.TimeoutExpired:
+            listener.kill()
+
+
+def webhook_figures(hooked: RunResult, scale: int) -> list[dict[str, Any]]:
+    busy = [s for c, s in zip(hooked.changes, hooked.staleness_s, strict=True) if c.busy]
+    p50, p95 = _pct(busy, 0.5), _pct(busy, 0.95)
+    per_hour = hooked.requests / (hooked.span_s / 3600.0)
+    prefix = f"freshness at 200 projects (x{scale} clock, with webhooks)"
+    return [
+        {"name": f"{prefix}: busy projects' p50 staleness, real seconds ({len(busy)} changes)", "value": p50,
+         "unit": "s", "goal": "< 1", "met": bool(busy) and p50 < 1},
+        {"name": f"{prefix}: busy projects' p95 staleness, real seconds", "value": p95, "unit": "s",
+         "goal": "< 1", "met": bool(busy) and p95 < 1},
+        {"name": f"{prefix}: API requests per hour (every class)", "value": per_hour, "unit": "requests/h",
+         "goal": f"<= {(BUDGET_PER_MIN + 15) * 60}", "met": per_hour <= (BUDGET_PER_MIN + 15) * 60},
+        {"name": f"{prefix}: rate-limit violations", "value": hooked.violations, "unit": "requests",
+         "goal": "== 0", "met": hooked.violations == 0},
+    ]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -255,7 +318,7 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str, scale: int) -> li
         activity = sim.stats()["activity"]
         busy, quiet, closed = activity["active_ids"], activity["quiet_ids"], activity["closed_ids"]
         load_started = time.monotonic()
-        initial_load(sim, base, client, pool)
+        initial_load(sim, base, client, pool, busy)
         load_s = time.monotonic() - load_started
         sim.configure(rate_limit="100/60", spike="25/10")  # Procore's, on the faster clock
         settings = scaled_settings(base, sim, scale)
@@ -263,17 +326,18 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str, scale: int) -> li
         quiet_pairs, late_pairs = plan_check(database_url, quiet + closed, settings.max_staleness_s)
         fixed = one_run("fixed", sim, settings.replace(schedule_mode="fixed"), client, pool, busy, quiet,
                         scale)
+        hooked = webhook_run(tmp_dir, sim, settings, client, pool, busy, quiet, scale)
     seeds = dict(DEFAULT_POLL_INTERVALS_S)
     lines = table(adaptive, fixed, seeds)
     (tmp_dir / "freshness_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"initial load of {PROJECTS} projects: {load_s:.0f} s")
-    return figures(adaptive, fixed, seeds, quiet_pairs, late_pairs, scale)
+    return figures(adaptive, fixed, seeds, quiet_pairs, late_pairs, scale) + webhook_figures(hooked, scale)
 
 
 def figures(adaptive: RunResult, fixed: RunResult, seeds: dict[str, int], quiet_pairs: int,
             late_pairs: int, scale: int) -> list[dict[str, Any]]:
-    prefix = f"freshness at 200 projects (x{scale} clock, {WEBHOOK_NOTE})"
+    prefix = f"freshness at 200 projects (x{scale} clock, polling only)"
     out: list[dict[str, Any]] = []
     for run in (adaptive, fixed):
         per_hour = run.requests / (run.span_s / 3600.0)
