@@ -13,7 +13,8 @@ thread (their CPU time is that thread's), and
 Figures per size, each against the 1x figure (goal: within 1.25x): fetcher + differ CPU-seconds per
 1,000 records (full sync; polling), database bytes per record (the growth of every table and index
 from the empty schema, divided by the records stored); and requests / floor <= 1.02 (full sync: the
-run's own floor, listings and shows; polling: one request per page the differ committed).
+run's own floor, listings and shows; polling: one request per page the differ committed plus one
+show per distinct record shown).
 
 Sizes: EVA00_BENCH_COST_SIZES, default "1,4" to fit `make bench` in about 30 minutes on 2 cores;
 "1,4,16" is the full set (5k, 20k, 80k records; about 15 minutes more).
@@ -115,9 +116,13 @@ class Threads:
             thread.join(timeout=30)
 
 
-def api_calls(sim: SimHandle, since: float) -> int:
-    return sum(1 for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
-               and not e["path"].startswith("/_sim") and e["t"] >= since)
+def api_calls(sim: SimHandle, since: float) -> tuple[int, int]:
+    """(API requests since, distinct records shown: the shows the changes needed)."""
+    calls = [e["path"] for e in sim.ledger() if e["host"] == "api" and "/oauth/" not in e["path"]
+             and not e["path"].startswith("/_sim") and e["t"] >= since]
+    bare = [path.split("?", 1)[0].rstrip("/") for path in calls]
+    shows = {path for path in bare if path.rsplit("/", 1)[-1].isdigit()}
+    return len(calls), len(shows)
 
 
 def stored_bytes(conn: psycopg.Connection[Any]) -> int:
@@ -168,7 +173,8 @@ def one_size(tmp_dir: Path, admin_url: str, redis_url: str, size: int) -> SizeRe
             poll_started = time.time()
             poll_requests_floor = _polling_hour(sim, pipeline, threads, client, database_url, records)
             poll_cpu_s = threads.total_cpu_s() - sync_cpu_s
-            poll_requests = api_calls(sim, poll_started)
+            poll_requests, shows = api_calls(sim, poll_started)
+            poll_requests_floor += shows
         finally:
             threads.close()
     return SizeResult(size, records, sync_cpu_s, poll_cpu_s, db_bytes, sync_requests, int(status["floor"]),

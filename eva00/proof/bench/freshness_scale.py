@@ -128,6 +128,19 @@ def _change_some(sim: SimHandle, busy: list[int], quiet: list[int], rng: random.
     return Change(kind, int(first["id"]), project, is_busy, made_at, str(first["updated_at"]))
 
 
+def _change_steadily(sim: SimHandle, busy: list[int], quiet: list[int], rng: random.Random,
+                     changes: list[Change], until: float, gap_s: float) -> None:
+    next_change = time.time()
+    while (now := time.time()) < until:
+        if now < next_change:
+            time.sleep(min(0.05, next_change - now))
+            continue
+        change = _change_some(sim, busy, quiet, rng)
+        if change is not None:
+            changes.append(change)
+        next_change += gap_s
+
+
 def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, pool: ConnectionPool,
             busy: list[int], quiet: list[int], scale: int, run_s: float = RUN_S,
             tail_s: float = TAIL_S, staleness_scale: int | None = None) -> RunResult:
@@ -138,11 +151,13 @@ def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, 
     started = time.time()
     threads = _threads(pipeline, stop)
     changes: list[Change] = []
-    gap_s = 3600.0 / CHANGES_PER_HOUR / scale
-    next_change = started
+    run_end, tail_end = started + run_s / scale, started + (run_s + tail_s) / scale
+    changer = threading.Thread(target=_change_steadily, args=(sim, busy, quiet, rng, changes, run_end,
+                                                              3600.0 / CHANGES_PER_HOUR / scale), daemon=True)
+    changer.start()
+    threads.append(changer)
     next_tick = started
     next_family = {family: started for family in settings.poll_intervals_s}
-    run_end, tail_end = started + run_s / scale, started + (run_s + tail_s) / scale
     try:
         while (now := time.time()) < tail_end:
             if now >= next_tick:
@@ -155,11 +170,6 @@ def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, 
                             pipeline.scheduler.tick_family(family)
                             next_family[family] = due + settings.poll_intervals_s[family]
                     next_tick = now + 0.2
-            if now >= next_change and now < run_end:
-                change = _change_some(sim, busy, quiet, rng)
-                if change is not None:
-                    changes.append(change)
-                next_change += gap_s
             time.sleep(0.01)
     finally:
         stop.set()
@@ -324,8 +334,11 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str, scale: int) -> li
         settings = scaled_settings(base, sim, scale)
         adaptive = one_run("adaptive", sim, settings, client, pool, busy, quiet, scale)
         quiet_pairs, late_pairs = plan_check(database_url, quiet + closed, settings.max_staleness_s)
-        fixed = one_run("fixed", sim, settings.replace(schedule_mode="fixed"), client, pool, busy, quiet,
-                        scale)
+        # The limiter lets a class alone borrow the whole rate; the fixed schedule gets the same
+        # request count as the plan's budget by a refill rate equal to that budget.
+        fixed_settings = settings.replace(schedule_mode="fixed",
+                                          rate_refill_per_s=settings.budget_scheduled_per_min / 60.0)
+        fixed = one_run("fixed", sim, fixed_settings, client, pool, busy, quiet, scale)
         hooked = webhook_run(tmp_dir, sim, settings, client, pool, busy, quiet, scale)
     seeds = dict(DEFAULT_POLL_INTERVALS_S)
     lines = table(adaptive, fixed, seeds)
