@@ -41,12 +41,17 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
+from eva00 import keys
 from eva00.config import DEFAULT_POLL_INTERVALS_S, ROOT_DIR, Settings
 from eva00.kinds import FAMILY_KINDS, family_of
 from eva00.ops.localstack import free_port, start_postgres, start_redis
+from eva00.procore import build_client
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
 from eva00.runtime import db
+from eva00.runtime.stage import Stage
 from eva00.simulator.testing import SimHandle, SimulatorFailed, running_simulator
+from eva00.stages.fetcher import Fetcher
+from eva00.stages.middleware import fetcher_middleware
 
 TIME_SCALE = int(os.environ.get("EVA00_BENCH_TIME_SCALE", "20"))
 PROJECTS = 200
@@ -97,19 +102,32 @@ def scaled_settings(base: Settings, sim: SimHandle, scale: int) -> Settings:
         budget_webhook_per_min=base.budget_webhook_per_min * scale,
         budget_on_demand_per_min=base.budget_on_demand_per_min * scale,
         budget_buffer_per_min=base.budget_buffer_per_min * scale,
-        poll_lookback_s=max(2.0, base.poll_lookback_s / scale), poll_safety_margin_s=1.0,
+        poll_lookback_s=max(2.0, base.poll_lookback_s / scale),
+        poll_safety_margin_s=base.poll_safety_margin_s / scale,
         stream_block_ms=20)
 
 
-def _threads(pipeline: LocalPipeline, stop: threading.Event) -> list[threading.Thread]:
+def priority_fetcher(settings: Settings, client: redis.Redis, pool: ConnectionPool) -> Stage:
+    """Production's fetcher_priority (supervisord.conf): webhook jobs only, so they never wait
+    behind a scheduled job that waits for the limiter."""
+    handler = Fetcher(settings, build_client(settings, client, pool), client)
+    stage = Stage("fetcher", settings, client, pool, [(keys.STREAM_SYNC_PRIORITY, keys.GROUP_FETCHERS)],
+                  handler, middleware=fetcher_middleware(client, handler), consumer="fetcher-priority-local")
+    for stream, group in stage.inputs:
+        stage.bus.ensure_group(stream, group)
+    return stage
+
+
+def _threads(pipeline: LocalPipeline, stop: threading.Event,
+             extra: Stage | None = None) -> list[threading.Thread]:
     def loop(step: Callable[[], int]) -> Callable[[], None]:
         def run() -> None:
             while not stop.is_set():
                 if not step():
                     time.sleep(0.005)
         return run
-    threads = [threading.Thread(target=loop(pipeline.fetcher.step), daemon=True),
-               threading.Thread(target=loop(pipeline.differ.step), daemon=True)]
+    steps = [pipeline.fetcher.step, pipeline.differ.step] + ([extra.step] if extra else [])
+    threads = [threading.Thread(target=loop(step), daemon=True) for step in steps]
     for thread in threads:
         thread.start()
     return threads
@@ -149,7 +167,8 @@ def one_run(mode: str, sim: SimHandle, settings: Settings, client: redis.Redis, 
     stop = threading.Event()
     violations_before = int(sim.stats().get("violations", 0))
     started = time.time()
-    threads = _threads(pipeline, stop)
+    hooks_fetcher = priority_fetcher(settings, client, pool) if mode == "webhooks" else None
+    threads = _threads(pipeline, stop, hooks_fetcher)
     changes: list[Change] = []
     run_end, tail_end = started + run_s / scale, started + (run_s + tail_s) / scale
     changer = threading.Thread(target=_change_steadily, args=(sim, busy, quiet, rng, changes, run_end,
