@@ -14,7 +14,12 @@ in-process pipeline (fetcher and differ threads, eva00/proof/pipeline_local.py) 
 busy projects:
 
 - adaptive: the scheduler's real ``tick_plan`` every plan tick;
-- fixed: the seed's schedule, every family's ``tick_family`` at its interval, with the same budget.
+- fixed: the seed's schedule, every family's ``tick_family`` at its interval, held to the same
+  request rate (the limiter's refill set to the scheduled budget: a class alone may otherwise
+  borrow the whole rate);
+
+then the adaptive run again, shorter, with the webhook listener and a priority fetcher as in
+production, its staleness in real seconds (see ``webhook_run``).
 
 Staleness of a change = when its version first reached PostgreSQL (record_versions.first_seen_at)
 minus when the bench made it. A change never seen by the end of the tail counts as stale until then.
