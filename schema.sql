@@ -556,3 +556,8 @@ CREATE TABLE IF NOT EXISTS unavailable_tools (
 );
 CREATE INDEX IF NOT EXISTS unavailable_tools_due ON unavailable_tools (next_check_at)
     WHERE status = 'unavailable';
+
+-- The fetcher's "has this parent kind ever been listed in this project" (polls.has_finished_poll)
+-- on every drawing and child poll: without it a scan of every poll page ever committed.
+CREATE INDEX IF NOT EXISTS poll_pages_kind_project_finished
+    ON poll_pages (kind, project_id) WHERE finished_at IS NOT NULL;
