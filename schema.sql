@@ -533,6 +533,9 @@ CREATE TABLE IF NOT EXISTS poll_plans (
     PRIMARY KEY (kind, project_id)
 );
 CREATE INDEX IF NOT EXISTS poll_plans_due ON poll_plans (next_poll_at);
+-- When the pair's job was due (set as it is enqueued): the next poll is planned so that polls
+-- finish one interval apart, queueing and fetching time included.
+ALTER TABLE poll_plans ADD COLUMN IF NOT EXISTS due_at timestamptz;
 
 -- ---------------------------------------------------------------------------------------------
 -- Tools switched off per project (issue 16): Procore refuses a tool a project does not use (403,
