@@ -533,6 +533,9 @@ CREATE TABLE IF NOT EXISTS poll_plans (
     PRIMARY KEY (kind, project_id)
 );
 CREATE INDEX IF NOT EXISTS poll_plans_due ON poll_plans (next_poll_at);
+-- When the pair's job was due (set as it is enqueued): the next poll is planned so that polls
+-- finish one interval apart, queueing and fetching time included.
+ALTER TABLE poll_plans ADD COLUMN IF NOT EXISTS due_at timestamptz;
 
 -- ---------------------------------------------------------------------------------------------
 -- Tools switched off per project (issue 16): Procore refuses a tool a project does not use (403,
@@ -556,3 +559,8 @@ CREATE TABLE IF NOT EXISTS unavailable_tools (
 );
 CREATE INDEX IF NOT EXISTS unavailable_tools_due ON unavailable_tools (next_check_at)
     WHERE status = 'unavailable';
+
+-- The fetcher's "has this parent kind ever been listed in this project" (polls.has_finished_poll)
+-- on every drawing and child poll: without it a scan of every poll page ever committed.
+CREATE INDEX IF NOT EXISTS poll_pages_kind_project_finished
+    ON poll_pages (kind, project_id) WHERE finished_at IS NOT NULL;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,14 @@ def _finite_float(value: str) -> float:
     if not math.isfinite(number):
         raise ValueError("must be a finite number")
     return number
+
+
+def _tools_off(raw: str) -> str:
+    """tool[@all|@N%|@ID+ID],... (the simulator knows the tool names and checks them at start)."""
+    entry = r"[a-z_]+(@(all|\d{1,3}%|\d+(\+\d+)*))?"
+    if not re.fullmatch(rf"{entry}(,{entry})*", raw.replace(" ", "")):
+        raise ValueError("expected tool[@all|@N%|@ID+ID],..., e.g. daily_logs@20%,meetings@10%")
+    return raw.replace(" ", "")
 
 
 def _schedule_mode(raw: str) -> str:
@@ -240,6 +249,9 @@ class Settings:
     sim_clock_offset_s: float = _setting(
         "EVA00_SIM_CLOCK_OFFSET_S", _finite_float, 0.0,
         "The embedded simulator's clock runs this far ahead of the host's (negative: behind).")
+    sim_tools_off: str = _setting(
+        "EVA00_SIM_TOOLS_OFF", _tools_off, "",
+        "Tools the embedded simulator switches off, e.g. daily_logs@20%,meetings@10% (403 there).")
     # --- stream bus ---
     stream_block_ms: int = _setting(
         "EVA00_STREAM_BLOCK_MS", _positive_int, 2000,

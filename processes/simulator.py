@@ -16,4 +16,5 @@ raise SystemExit(main([
     "--rate-limit", settings.sim_rate_limit,
     "--spike", settings.sim_spike,
     "--clock-offset-s", str(settings.sim_clock_offset_s),
+    "--tools-off", settings.sim_tools_off,
 ]))

@@ -28,6 +28,8 @@ from typing import Any
 
 import psycopg
 
+from eva00.procore.endpoints import ENDPOINTS
+
 # While another kind of its project changes, a quiet kind waits at most this many intervals.
 ACTIVE_PROJECT_CAP = 8
 QUIET_GROWTH = 2.0
@@ -86,8 +88,11 @@ def finished_polls_since(conn: psycopg.Connection[Any], since: datetime) -> list
         "SELECT p.kind, coalesce(p.project_id, 0), p.finished_at, coalesce(p.pages_total, 1),"
         " (SELECT coalesce(sum(q.changed), 0) FROM poll_pages q WHERE q.poll_id = p.poll_id),"
         " p.run_id <> ''"
-        " FROM poll_pages p WHERE p.committed_at >= %s AND p.is_last AND p.complete"
-        " AND p.finished_at IS NOT NULL ORDER BY p.finished_at", (since,)).fetchall()
+        " FROM poll_pages p LEFT JOIN poll_plans pl ON pl.kind = p.kind"
+        " AND pl.project_id = coalesce(p.project_id, 0)"
+        " WHERE p.committed_at >= %s AND p.is_last AND p.complete AND p.finished_at IS NOT NULL"
+        " AND (pl.last_finished_at IS NULL OR p.finished_at > pl.last_finished_at)"
+        " ORDER BY p.finished_at", (since,)).fetchall()
     return [FinishedPoll(str(k), int(p), at, int(pages), int(changed), bool(full))
             for k, p, at, pages, changed, full in rows]
 
@@ -121,11 +126,11 @@ def apply_polls(conn: psycopg.Connection[Any], rules: PlanRules, polls: Sequence
     woken: list[int] = []
     for poll in polls:
         row = conn.execute(
-            "SELECT seed_s, quiet_polls, last_change_at, last_finished_at FROM poll_plans"
+            "SELECT seed_s, quiet_polls, last_change_at, last_finished_at, due_at FROM poll_plans"
             " WHERE kind = %s AND project_id = %s FOR UPDATE", (poll.kind, poll.project_id)).fetchone()
         if row is None:
             continue  # a kind no longer planned (ensure_plans creates every live pair's)
-        seed_s, quiet_polls, last_change_at, last_finished_at = row
+        seed_s, quiet_polls, last_change_at, last_finished_at, due_at = row
         if last_finished_at is not None and poll.finished_at <= last_finished_at:
             continue  # applied by an earlier look
         project_last = _project_last_change(conn, poll.project_id)
@@ -146,11 +151,28 @@ def apply_polls(conn: psycopg.Connection[Any], rules: PlanRules, polls: Sequence
             "UPDATE poll_plans SET quiet_polls = %s, last_change_at = %s, last_finished_at = %s,"
             " interval_s = %s, next_poll_at = %s, cost = %s WHERE kind = %s AND project_id = %s",
             (quiet_polls, last_change_at, poll.finished_at, interval_s,
-             poll.finished_at + timedelta(seconds=interval_s), max(1, poll.pages), poll.kind,
+             next_poll_at(poll.finished_at, due_at, interval_s), poll_cost(poll), poll.kind,
              poll.project_id))
     for project_id in woken:
         wake_project(conn, project_id, now)
     return woken
+
+
+def next_poll_at(finished_at: datetime, due_at: datetime | None, interval_s: int) -> datetime:
+    """When the pair is due again, so that a change made just after this poll's window is stored
+    within about one interval: the poll's lag (due -> finished: queueing, the limiter, fetching)
+    is taken off twice, once for this poll's window, once for the next poll's own lag; at most a
+    quarter interval each, so an outage does not make the plan poll in a rush."""
+    lag_s = 0.0 if due_at is None else min(max(0.0, (finished_at - due_at).total_seconds()),
+                                           interval_s / 4)
+    return finished_at + timedelta(seconds=interval_s - 2 * lag_s)
+
+
+def poll_cost(poll: FinishedPoll) -> int:
+    """Requests a poll of the pair takes: its pages, plus a show per changed record of a kind whose
+    show adds content (RFIs, submittals)."""
+    spec = ENDPOINTS.get(poll.kind)
+    return max(1, poll.pages) + (poll.changed if spec is not None and spec.show_adds_content else 0)
 
 
 def _project_last_change(conn: psycopg.Connection[Any], project_id: int) -> datetime | None:
@@ -194,8 +216,9 @@ def mark_planned(conn: psycopg.Connection[Any], pairs: Iterable[tuple[str, int]]
     it finishes; a job lost with Redis is due again after one interval)."""
     with conn.cursor() as cur:
         for kind, project_id in pairs:
-            cur.execute("UPDATE poll_plans SET next_poll_at = %s + interval_s * interval '1 second'"
-                        " WHERE kind = %s AND project_id = %s", (now, kind, project_id))
+            cur.execute("UPDATE poll_plans SET due_at = least(next_poll_at, %s),"
+                        " next_poll_at = %s + interval_s * interval '1 second'"
+                        " WHERE kind = %s AND project_id = %s", (now, now, kind, project_id))
 
 
 @dataclass(frozen=True)

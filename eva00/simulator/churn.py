@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from eva00.simulator.catalogue import COMPANY_LEVEL_KINDS
 from eva00.simulator.catalogue import KINDS as SERVED_KINDS
 from eva00.simulator.mutations import MutationError, Mutator
 from eva00.simulator.options import SimOptions
@@ -19,8 +21,10 @@ KINDS = tuple(k for k in SERVED_KINDS if k != "project")
 
 
 class Churn:
-    def __init__(self, mutator: Mutator, options: SimOptions, seed: int) -> None:
+    def __init__(self, mutator: Mutator, options: SimOptions, seed: int,
+                 pick_project: Callable[[random.Random], int | None] | None = None) -> None:
         self.mutator = mutator
+        self.pick_project = pick_project
         self.options = options
         self.rng = random.Random(seed)
         self.applied = 0
@@ -37,7 +41,11 @@ class Churn:
     def step(self) -> None:
         """One random mutation (a refused one, e.g. nothing to delete, is counted and skipped)."""
         action = self.rng.choices([a for a, _ in ACTIONS], weights=[w for _, w in ACTIONS])[0]
-        spec = {"action": action, "kind": self.rng.choice(KINDS)}
+        kind = self.rng.choice(KINDS)
+        spec: dict[str, Any] = {"action": action, "kind": kind}
+        if self.pick_project is not None and kind not in COMPANY_LEVEL_KINDS:
+            # the company's busy projects get most of the change (company.py)
+            spec["project_id"] = self.pick_project(self.rng)
         try:
             self.applied += len(self.mutator.apply(spec))
         except MutationError:

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from eva00.simulator import company
 from eva00.simulator.options import OptionError, SimOptions, WebhookOptions, parse_window
 from eva00.simulator.web import Request, Response, SimServer, error
 
@@ -44,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the data generator")
     p.add_argument("--anchor-epoch", type=int, default=0,
                    help="'now' of the generated data, epoch seconds (0 = today 00:00 UTC)")
+    p.add_argument("--active-share", type=float, default=d.active_share,
+                   help="share of the projects that are busy (company.py; 1 = all alike)")
+    p.add_argument("--inactive-share", type=float, default=d.inactive_share,
+                   help="share of the projects closed (active: false) at start")
+    p.add_argument("--active-churn-share", type=float, default=d.active_churn_share,
+                   help="share of the churn that lands on the busy projects (the rest on quiet ones)")
+    p.add_argument("--time-scale", type=float, default=d.time_scale,
+                   help="Procore's clock this many times faster: every rate window this many times shorter")
     p.add_argument("--churn", type=float, default=0.0, help="mutations per second in the background")
     p.add_argument("--rate-limit", default="100/60",
                    help="N/WINDOW_S sliding window; 'off' disables all limits")
@@ -93,7 +102,11 @@ def options_from(args: argparse.Namespace) -> SimOptions:
         drop_connection_ratio=args.drop_connection_ratio, signed_url_ttl_s=args.signed_url_ttl_s,
         storage_link_host=args.storage_link_host, churn_per_s=args.churn,
         clock_offset_s=args.clock_offset_s, tools_off=args.tools_off,
-        tools_off_status=args.tools_off_status)
+        tools_off_status=args.tools_off_status, active_share=args.active_share,
+        inactive_share=args.inactive_share, active_churn_share=args.active_churn_share,
+        time_scale=args.time_scale)
+    company.check(options)
+    company.scale_time(options)
     options.webhooks.retry_base_s = args.webhook_retry_base_s
     if options.projects < 1 or options.items < 0 or options.file_size_bytes < 0:
         raise OptionError("--projects must be at least 1, --items and --file-size-bytes not negative")

@@ -69,6 +69,12 @@ class SimOptions:
     seed: int = 42
     file_size_bytes: int = 64 * 1024
     anchor_epoch: int = 0  # "now" of the generated data; 0 = today 00:00 UTC
+    # the company's shape (company.py): busy, closed and quiet projects
+    active_share: float = 1.0
+    inactive_share: float = 0.0
+    active_churn_share: float = 0.8
+    # Procore's clock this many times faster: rate windows this many times shorter (company.py)
+    time_scale: float = 1.0
     # request handling
     lenient: bool = False
     missing_company_status: int = 400  # (?) undocumented; 400 with a Procore-shaped body
@@ -126,7 +132,8 @@ class SimOptions:
 
 
 _FIXED = {"host", "port", "storage_port", "file_port", "company_id", "client_id", "client_secret",
-          "projects", "items", "seed", "anchor_epoch", "tools_off"}
+          "projects", "items", "seed", "anchor_epoch", "tools_off", "active_share", "inactive_share",
+          "active_churn_share", "time_scale"}
 
 
 def _set(target: SimOptions, key: str, value: Any) -> None:
@@ -136,10 +143,10 @@ def _set(target: SimOptions, key: str, value: Any) -> None:
         for name, item in value.items():
             _assign(target.webhooks, name, item, "webhooks.")
     elif key in ("rate_limit", "spike"):
-        setattr(target, key, parse_window(value, key))
+        setattr(target, key, scaled_window(parse_window(value, key), target.time_scale))
     elif key == "hourly":
-        setattr(target, key, parse_window(None if value in (None, "off") else f"{value}/3600"
-                                          if "/" not in str(value) else value, key))
+        text = None if value in (None, "off") else f"{value}/3600" if "/" not in str(value) else value
+        setattr(target, key, scaled_window(parse_window(text, key), target.time_scale))
     elif key in _FIXED:
         raise OptionError(f"{key} is fixed at start")
     elif key == "tools_off_status":
@@ -148,6 +155,13 @@ def _set(target: SimOptions, key: str, value: Any) -> None:
         target.tools_off_status = int(value)
     else:
         _assign(target, key, value, "")
+
+
+def scaled_window(window: Window | None, time_scale: float) -> Window | None:
+    """A window as Procore states it, on a clock ``time_scale`` times faster."""
+    if window is None or time_scale == 1.0:
+        return window
+    return dataclasses.replace(window, window_s=window.window_s / time_scale)
 
 
 def _assign(target: Any, key: str, value: Any, prefix: str) -> None:

@@ -8,6 +8,7 @@ import time
 from email.utils import formatdate
 from typing import Any
 
+from eva00.simulator import company
 from eva00.simulator.blobs import BlobRegistry, sign
 from eva00.simulator.churn import Churn
 from eva00.simulator.clock import today_epoch
@@ -47,13 +48,15 @@ class SimState:
         generate(self.store, self.world, options.projects, options.items,
                  options.anchor_epoch or today_epoch(server_now), now=server_now)
         self.tools = Tools(parse_spec(options.tools_off, [p.id for p in self.store.projects()]))
+        self.activity = company.arrange(self.store, options, int(server_now))
         self.oauth = OAuth(options)
         self.limiter = RateLimiter(options)
         self.faults = Faults(options.seed)
         self.ledger = Ledger()
         self.webhooks = Webhooks(options, seed=options.seed)
         self.mutator = Mutator(self.store, self.world, self.webhooks.emit, clock=self.now)
-        self.churn = Churn(self.mutator, options, seed=options.seed + 1)
+        self.churn = Churn(self.mutator, options, seed=options.seed + 1,
+                           pick_project=self.activity.churn_project)
 
     def now(self) -> float:
         """The server's time (the host's, shifted by clock_offset_s)."""
@@ -76,4 +79,5 @@ class SimState:
         return {**self.ledger.figures(), "violations": self.limiter.refused,
                 "windows": self.limiter.figures(), "webhooks": self.webhooks.figures(),
                 "tokens_issued": self.oauth.issued, "records": self.store.count(), "files": len(self.blobs),
-                "churn": self.churn.figures(), "uptime_s": round(time.time() - self.started_at, 3)}
+                "churn": self.churn.figures(), "activity": self.activity.figures(),
+                "uptime_s": round(time.time() - self.started_at, 3)}

@@ -76,6 +76,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "EVA00_SIM_RATE_LIMIT": ("1000/60", "1000/60"),
     "EVA00_SIM_SPIKE": ("OFF", "off"),
     "EVA00_SIM_CLOCK_OFFSET_S": ("-5400", -5400.0),
+    "EVA00_SIM_TOOLS_OFF": ("daily_logs@20%, meetings@10001+10002", "daily_logs@20%,meetings@10001+10002"),
     "EVA00_DOWNLOAD_REQUEUE_AFTER_S": ("30", 30.0),
     "EVA00_DOWNLOAD_HOUSEKEEPING_S": ("5", 5.0),
     "EVA00_MASS_DELETE_RATIO": ("0.5", 0.5),
@@ -143,6 +144,7 @@ MALFORMED: dict[str, list[str]] = {
     **{name: ["100", "0/60", "100/0", "ten/60", "100/-1"]
        for name in ("EVA00_SIM_RATE_LIMIT", "EVA00_SIM_SPIKE")},
     "EVA00_SIM_CLOCK_OFFSET_S": ["soon", "nan", "inf"],
+    "EVA00_SIM_TOOLS_OFF": ["Daily Logs", "daily_logs@", "rfis@1000%", "rfis;meetings"],
     "EVA00_ALLOW_LOOPBACK_URLS": ["maybe", "2"],
     **{name: ["0", "-1", "later"]
        for name in ("EVA00_DOWNLOAD_REQUEUE_AFTER_S", "EVA00_DOWNLOAD_HOUSEKEEPING_S")},

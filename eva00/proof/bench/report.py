@@ -20,7 +20,8 @@ from typing import Any
 
 # In the order they run; a module missing from a checkout is reported, not skipped silently.
 MODULES = ("simulator", "procore_limiter", "differ", "pdf_import", "downloader", "full_sync",
-           "tools_off", "webhook_freshness", "document_sandbox", "deletes")
+           "tools_off", "webhook_freshness", "document_sandbox", "deletes", "freshness_scale",
+           "cost_scale")
 
 
 @dataclass(frozen=True)

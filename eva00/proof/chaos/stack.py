@@ -81,6 +81,8 @@ def stack_env(var_dir: Path, scale: Scale) -> dict[str, str]:
         "EVA00_SIM_FILE_PORT": str(free_port()),
         "EVA00_WEBHOOK_PORT": str(free_port()), "EVA00_DASHBOARD_PORT": str(free_port()),
         "EVA00_SIM_PROJECTS": str(scale.projects), "EVA00_SIM_ITEMS": str(scale.items),
+        # as in real companies, two tools switched off in some projects (Procore answers 403)
+        "EVA00_SIM_TOOLS_OFF": "daily_logs@20%,meetings@20%",
         # The simulator's limit scaled, ours 5% under it (as in production: 95 of 100).
         "EVA00_SIM_RATE_LIMIT": f"{requests_n}/{window_s:g}", "EVA00_SIM_SPIKE": "off",
         "EVA00_RATE_WINDOW_S": f"{window_s:g}", "EVA00_RATE_WINDOW_MAX": str(int(requests_n * 0.95)),
