@@ -39,9 +39,8 @@ from psycopg_pool import ConnectionPool
 from eva00.config import Settings
 from eva00.fullsync.run import FullSync
 from eva00.fullsync.status import run_status
-from eva00.ops.localstack import start_postgres, start_redis
+from eva00.proof.bench.services import Services, local_services
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
-from eva00.runtime import db
 from eva00.simulator.testing import SimHandle, SimulatorFailed, running_simulator
 
 SIZES = tuple(int(x) for x in os.environ.get("EVA00_BENCH_COST_SIZES", "1,4").split(",") if x.strip())
@@ -132,16 +131,12 @@ def stored_bytes(conn: psycopg.Connection[Any]) -> int:
     return int(row[0] or 0) if row else 0
 
 
-def one_size(tmp_dir: Path, admin_url: str, redis_url: str, size: int) -> SizeResult:
+def one_size(tmp_dir: Path, services: Services, size: int) -> SizeResult:
     name = f"cost_x{size}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    db.apply_schema(database_url)
+    database_url, redis_url = services.new_database(name), services.redis_url
+    redis.Redis.from_url(services.redis_admin_url).flushall()
     client = redis.Redis.from_url(redis_url)
-    client.flushall()
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(services.postgres.database_url(name, owner=True), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         empty_bytes = stored_bytes(conn)
     base = Settings.from_env({"DATABASE_URL": database_url, "REDIS_URL": redis_url,
@@ -165,7 +160,7 @@ def one_size(tmp_dir: Path, admin_url: str, redis_url: str, size: int) -> SizeRe
             threads.quiet(client)
             sync_cpu_s = threads.total_cpu_s()
             sync_requests = int(status["requests"])
-            with psycopg.connect(database_url, autocommit=True) as conn:
+            with psycopg.connect(services.postgres.database_url(name, owner=True), autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
                 records_row = conn.execute("SELECT count(*) FROM replica_records").fetchone()
                 db_bytes = stored_bytes(conn) - empty_bytes
@@ -210,13 +205,8 @@ def _polling_hour(sim: SimHandle, pipeline: LocalPipeline, threads: Threads, cli
 
 
 def run(tmp_dir: Path) -> list[dict[str, Any]]:
-    pg_spec, pg = start_postgres(tmp_dir / "stack")
-    redis_spec, redis_server = start_redis(tmp_dir / "stack")
-    try:
-        results = [one_size(tmp_dir, pg_spec.url, redis_spec.url, size) for size in SIZES]
-    finally:
-        redis_server.stop()
-        pg.stop()
+    with local_services(tmp_dir) as services:
+        results = [one_size(tmp_dir, services, size) for size in SIZES]
     lines = table(results)
     (tmp_dir / "cost_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -23,11 +23,10 @@ from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
 from eva00.kinds import COMPANY_LEVEL_KINDS
-from eva00.ops.localstack import start_postgres, start_redis
 from eva00.procore.endpoints import ENDPOINTS
+from eva00.proof.bench.services import local_services
 from eva00.proof.checker.run import check
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
-from eva00.runtime import db
 from eva00.simulator.testing import SimHandle, running_simulator
 
 SIGNALLED_KINDS = tuple(kind for kind, spec in ENDPOINTS.items() if spec.deleted.has_listing)
@@ -102,14 +101,11 @@ def quiet_interval(sim: SimHandle, pipeline: LocalPipeline, redis_client: redis.
 
 
 def run(tmp_dir: Path) -> list[dict[str, Any]]:
-    pg_spec, pg = start_postgres(tmp_dir / "stack")
-    redis_spec, redis_server = start_redis(tmp_dir / "stack")
-    try:
-        db.apply_schema(pg_spec.url)
-        client = redis.Redis.from_url(redis_spec.url)
+    with local_services(tmp_dir) as services:
+        client = redis.Redis.from_url(services.redis_url)
         with running_simulator(tmp_dir / "sim", projects=10, items=2000, rate_limit="off") as sim, \
-                ConnectionPool(pg_spec.url, min_size=1, max_size=4) as pool:
-            base = Settings.from_env({"DATABASE_URL": pg_spec.url, "REDIS_URL": redis_spec.url,
+                ConnectionPool(services.database_url, min_size=1, max_size=4) as pool:
+            base = Settings.from_env({"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
                                       "EVA00_DATA_DIR": str(tmp_dir / "data")}, dotenv=None)
             settings = settings_for_simulator(base, api_base=sim.api_base, login_base=sim.login_base,
                                               client_id=sim.client_id, client_secret=sim.client_secret,
@@ -118,9 +114,6 @@ def run(tmp_dir: Path) -> list[dict[str, Any]]:
             pipeline.sync_everything()
             projects = pipeline.scheduler.live_project_ids()
             figures = quiet_interval(sim, pipeline, client, projects)
-    finally:
-        redis_server.stop()
-        pg.stop()
     extra = figures.extra_requests_per_poll
     return [
         {"name": f"missed deletes after one quiet interval ({figures.deleted_upstream} deleted upstream)",

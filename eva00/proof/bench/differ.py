@@ -14,10 +14,9 @@ from psycopg_pool import ConnectionPool
 
 from eva00.config import Settings
 from eva00.messages import PageMessage, PollMode
-from eva00.ops.localstack import start_postgres, start_redis
 from eva00.proof.bench.deletes import signal_kind
+from eva00.proof.bench.services import local_services
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
-from eva00.runtime import db
 from eva00.simulator.testing import running_simulator
 from eva00.stages.differ import Differ
 
@@ -87,15 +86,9 @@ def steady_cycle(tmp_dir: Path, database_url: str, redis_url: str) -> tuple[int,
 
 
 def run(tmp_dir: Path) -> list[dict[str, Any]]:
-    pg_spec, pg = start_postgres(tmp_dir / "stack")
-    redis_spec, redis_server = start_redis(tmp_dir / "stack")
-    try:
-        db.apply_schema(pg_spec.owner_url, app_role=pg_spec.user)
-        inserts, updates = differ_items_per_s(pg_spec.url)
-        requests_made, polls, shows = steady_cycle(tmp_dir, pg_spec.url, redis_spec.admin_url)
-    finally:
-        redis_server.stop()
-        pg.stop()
+    with local_services(tmp_dir) as services:
+        inserts, updates = differ_items_per_s(services.database_url)
+        requests_made, polls, shows = steady_cycle(tmp_dir, services.database_url, services.redis_admin_url)
     per_poll = requests_made / polls if polls else float("inf")
     return [
         {"name": "differ: new records stored per second (hash + upsert + history)", "value": inserts,

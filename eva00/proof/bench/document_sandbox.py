@@ -214,17 +214,12 @@ def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str,
 
 
 def run(tmp_dir: Path) -> list[dict[str, Any]]:
-    from eva00.ops.localstack import start_postgres, start_redis
-    from eva00.runtime import db
+    from eva00.proof.bench.services import local_services
 
-    pg_spec, pg = start_postgres(tmp_dir / "stack")
-    redis_spec, redis_server = start_redis(tmp_dir / "stack")
     try:
-        db.apply_schema(pg_spec.url)
-        return _measure(tmp_dir, pg_spec.url, redis_spec.url)
+        with local_services(tmp_dir) as services:
+            return _measure(tmp_dir, services.database_url, services.redis_url)
     finally:
-        redis_server.stop()
-        pg.stop()
         shutil.rmtree(tmp_dir / "data", ignore_errors=True)
 
 

@@ -49,10 +49,10 @@ from psycopg_pool import ConnectionPool
 from eva00 import keys
 from eva00.config import DEFAULT_POLL_INTERVALS_S, ROOT_DIR, Settings
 from eva00.kinds import FAMILY_KINDS, family_of
-from eva00.ops.localstack import free_port, start_postgres, start_redis
+from eva00.ops.localstack import free_port
 from eva00.procore import build_client
+from eva00.proof.bench.services import local_services
 from eva00.proof.pipeline_local import LocalPipeline, settings_for_simulator
-from eva00.runtime import db
 from eva00.runtime.stage import Stage
 from eva00.simulator.testing import SimHandle, SimulatorFailed, running_simulator
 from eva00.stages.fetcher import Fetcher
@@ -331,14 +331,8 @@ def table(adaptive: RunResult, fixed: RunResult, seeds: dict[str, int]) -> list[
 
 
 def run(tmp_dir: Path) -> list[dict[str, Any]]:
-    pg_spec, pg = start_postgres(tmp_dir / "stack")
-    redis_spec, redis_server = start_redis(tmp_dir / "stack")
-    try:
-        db.apply_schema(pg_spec.url)
-        return _measure(tmp_dir, pg_spec.url, redis_spec.url, TIME_SCALE)
-    finally:
-        redis_server.stop()
-        pg.stop()
+    with local_services(tmp_dir) as services:
+        return _measure(tmp_dir, services.database_url, services.redis_url, TIME_SCALE)
 
 
 def _measure(tmp_dir: Path, database_url: str, redis_url: str, scale: int) -> list[dict[str, Any]]:

@@ -23,9 +23,8 @@ from psycopg_pool import ConnectionPool
 from eva00.config import Settings
 from eva00.fullsync.run import FullSync
 from eva00.fullsync.status import run_status
-from eva00.ops.localstack import start_postgres, start_redis
 from eva00.proof.bench.full_sync import WINDOW_N, WINDOW_S, stage_env, stage_processes
-from eva00.runtime import db
+from eva00.proof.bench.services import local_services
 from eva00.simulator.testing import SimHandle, running_simulator
 
 TOOLS_OFF = "daily_logs@20%,meetings@20%"
@@ -56,14 +55,8 @@ def drive(sync: FullSync, *, new: bool) -> dict[str, Any]:
 
 
 def run(tmp_dir: Path) -> list[dict[str, Any]]:
-    pg_spec, pg = start_postgres(tmp_dir / "stack")
-    redis_spec, redis_server = start_redis(tmp_dir / "stack")
-    try:
-        db.apply_schema(pg_spec.url)
-        return _measure(tmp_dir, pg_spec.url, redis_spec.url)
-    finally:
-        redis_server.stop()
-        pg.stop()
+    with local_services(tmp_dir) as services:
+        return _measure(tmp_dir, services.database_url, services.redis_url)
 
 
 def _measure(tmp_dir: Path, database_url: str, redis_url: str) -> list[dict[str, Any]]:
