@@ -235,7 +235,7 @@ class Settings:
     sim_storage_port: int = _setting(
         "EVA00_SIM_STORAGE_PORT", _port, 8402, "Port of the embedded simulator's storage host.")
     sim_file_port: int = _setting(
-        "EVA00_SIM_FILE_PORT", _port, 8403,
+        "EVA00_SIM_FILE_PORT", _port, 8404,
         "Port of the embedded simulator's file host (record file URLs; bearer token, then a redirect).")
     sim_projects: int = _setting(
         "EVA00_SIM_PROJECTS", _positive_int, 20, "Projects in the embedded simulator.")

@@ -59,7 +59,7 @@ class SimOptions:
     host: str = "127.0.0.1"
     port: int = 8400
     storage_port: int = 8402
-    file_port: int = 8403  # the file host (record file URLs), on --host like the API
+    file_port: int = 8404  # the file host (record file URLs), on --host like the API
     company_id: int = 1000
     client_id: str = "eva00-sim-client"
     client_secret: str = "eva00-sim-secret"

@@ -310,3 +310,11 @@ def test_a_plain_http_procore_host_needs_the_explicit_loopback_setting() -> None
     allowed = Settings.from_env({**configured, "EVA00_ALLOW_LOOPBACK_URLS": "1"}, dotenv=None)
     assert allowed.loopback_urls_allowed is True
     assert Settings.from_env(PROCORE_CREDENTIALS, dotenv=None).loopback_urls_allowed is False
+
+
+def test_the_embedded_stacks_default_ports_are_all_different() -> None:
+    defaults = Settings()
+    ports = {name: getattr(defaults, name) for name in (
+        "embedded_pg_port", "embedded_redis_port", "sim_port", "sim_storage_port", "sim_file_port",
+        "webhook_port", "dashboard_port")}
+    assert len(set(ports.values())) == len(ports), ports
