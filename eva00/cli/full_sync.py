@@ -79,13 +79,13 @@ def main(argv: list[str]) -> int:
     import psycopg
 
     from eva00.runtime import db
-    from eva00.runtime.process import redis_client
+    from eva00.runtime.process import redis_client, wait_for_redis
 
     settings = load_or_exit()
     try:
         db.wait_until_ready(settings, timeout_s=args.connect_timeout_s)
         client = redis_client(settings)
-        client.ping()
+        wait_for_redis(client, args.connect_timeout_s)
     except (psycopg.OperationalError, redis.RedisError) as exc:
         print(f"eva00 full-sync: cannot reach {type(exc).__module__.split('.')[0]}: "
               f"{str(exc).splitlines()[0] if str(exc) else exc}. Is the stack up? (`make up`)",
