@@ -4,7 +4,8 @@ Everything comes from PostgreSQL: the run's job ledger (requests spent, shows, T
 differ's committed pages (items, finished polls) and record_files (files and bytes). The floor is
 the fewest requests that carry the run's data: per poll the pages its Total needs at the
 endpoint's largest page (at least one; a re-run after a count mismatch is not in the floor), plus
-the show calls for list entries that were new or changed.
+the show calls for list entries that were new or changed, plus one listing of the parents a kind
+must list first (spec-section divisions: the spec requires one per revision listing).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from eva00.fullsync.run import (
     run_unavailable_items,
 )
 from eva00.kinds import COMPANY_LEVEL_KINDS
+from eva00.procore.endpoints import ENDPOINTS
 from eva00.procore.http import netloc_of
 from eva00.replica import files
 
@@ -124,6 +126,10 @@ def _kinds(conn: psycopg.Connection[Any], run: Run, hosts: frozenset[str]) -> di
     return kinds
 
 
+# Kinds whose jobs first list their parents from the API (one request a job that fans out).
+PARENT_LISTED_KINDS = [kind for kind, spec in ENDPOINTS.items() if spec.parent_listing is not None]
+
+
 def _floors(conn: psycopg.Connection[Any], run: Run, kinds: dict[str, dict[str, Any]]) -> None:
     for kind, total, listed, shows_needed, rerun, paged, finished in conn.execute(
             "SELECT j.kind, max(j.total), sum(j.listed), sum(j.shows_needed),"
@@ -139,6 +145,12 @@ def _floors(conn: psycopg.Connection[Any], run: Run, kinds: dict[str, dict[str, 
             kinds[kind]["floor"] += needed + int(shows_needed or 0)
         if not finished:
             kinds[kind]["remaining"] += max(needed - paged, 0)
+    for kind, listings in conn.execute(
+            "SELECT kind, count(*) FROM fullsync_jobs WHERE run_id = %s AND poll_id = '' AND state = 'done'"
+            " AND outcome IS DISTINCT FROM 'unavailable' AND kind = ANY(%s) GROUP BY kind",
+            (run.run_id, PARENT_LISTED_KINDS)):
+        if kind in kinds:
+            kinds[kind]["floor"] += int(listings)
 
 
 def _files(conn: psycopg.Connection[Any], run: Run, kinds: dict[str, dict[str, Any]],
